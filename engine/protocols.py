@@ -1,0 +1,111 @@
+"""The interfaces a plugin implements, one Protocol per kind (plugin API version 1).
+
+A plugin is a class registered under an entry-point group (see ``registry.GROUPS``). The class carries
+metadata as class attributes and is instantiated with its validated parameters as keyword arguments:
+
+    api_version: int            the plugin API it was written for (this toptune supports ``API_VERSION``)
+    description: str            one line shown by ``toptune plugins`` and the dashboard
+    params: dict[str, Param]    the parameters it accepts, with types, defaults and ranges
+
+Feature extraction and classifiers never meet except through arrays: a backbone turns images into a
+``(n, d)`` float array, a classifier fits on such arrays.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Protocol, Sequence, runtime_checkable
+
+import numpy as np
+
+API_VERSION = 1
+
+
+@runtime_checkable
+class ImageSplit(Protocol):
+    """One split of a dataset: indexable images with integer labels.
+
+    ``split[i]`` returns ``(PIL.Image.Image, int)``; it may raise for an unreadable image, which the
+    feature extractor skips and counts. ``labels`` holds every label, without decoding any image.
+    """
+
+    labels: np.ndarray
+
+    def __len__(self) -> int: ...
+
+    def __getitem__(self, index: int) -> tuple[Any, int]: ...
+
+
+@dataclass
+class DatasetSplits:
+    """What a dataset plugin's ``load()`` returns."""
+
+    train: ImageSplit
+    test: ImageSplit
+    classes: Sequence[str]
+    # Extra facts for the run record, e.g. {"mean_image_size": [h, w], "ignored_files": 3}.
+    info: dict = field(default_factory=dict)
+
+
+@runtime_checkable
+class Dataset(Protocol):
+    """A labelled image dataset with a fixed train/test split.
+
+    ``load()`` raises ``toptune.errors.DatasetError`` with an actionable message when the data is missing
+    or empty. ``fingerprint()`` identifies the exact data (files, split) for the feature cache: two calls
+    that would load different images must return different fingerprints.
+    """
+
+    api_version: ClassVar[int]
+    description: ClassVar[str]
+    params: ClassVar[dict]
+
+    def load(self) -> DatasetSplits: ...
+
+    def fingerprint(self) -> str: ...
+
+
+@runtime_checkable
+class Backbone(Protocol):
+    """A pre-trained network used as a frozen feature extractor.
+
+    ``build()`` returns a ``torch.nn.Module`` in eval mode mapping a ``(B, 3, H, W)`` batch, prepared as
+    ``preprocessing`` says, to ``(B, d)`` globally pooled features. ``preprocessing`` is a dict with
+    ``input_size`` (int), ``interpolation`` ('bilinear' | 'bicubic' | 'nearest'), ``crop_pct`` (1.0 means
+    resize the whole image to a square), ``mean`` and ``std`` (3 floats each). ``weights_digest()``
+    identifies the weights, so features from different weights never share a cache entry.
+    ``pretrain_source`` names the pre-training data, e.g. 'imagenet-1k' (or 'none' for random weights).
+    """
+
+    api_version: ClassVar[int]
+    description: ClassVar[str]
+    params: ClassVar[dict]
+    pretrain_source: str
+    preprocessing: dict
+
+    def build(self) -> Any: ...
+
+    def weights_digest(self) -> str: ...
+
+
+@runtime_checkable
+class Classifier(Protocol):
+    """A scikit-learn style classifier trained on feature arrays.
+
+    ``__init__`` only stores its parameters; ``fit(X, y)`` returns ``self`` and sets fitted attributes
+    ending in ``_`` (including ``classes_`` and ``n_trained_params_``, the number of trained scalars);
+    ``predict(X)`` returns labels from ``classes_``; ``score(X, y)`` returns accuracy.
+    """
+
+    api_version: ClassVar[int]
+    description: ClassVar[str]
+    params: ClassVar[dict]
+
+    def fit(self, X: Any, y: Any) -> "Classifier": ...
+
+    def predict(self, X: Any) -> np.ndarray: ...
+
+    def score(self, X: Any, y: Any) -> float: ...
+
+
+PROTOCOLS = {"backbone": Backbone, "classifier": Classifier, "dataset": Dataset}
