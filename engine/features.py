@@ -1,0 +1,164 @@
+"""Feature extraction with a frozen backbone, and the on-disk feature cache.
+
+Extraction runs once per (backbone, weights, dataset, split, preprocessing, mode); every classifier
+fitted afterwards reads the cached arrays. Images that fail to decode are skipped and counted rather
+than failing a run over one bad file; a split with no readable image is an error.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+import time
+from contextlib import nullcontext
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .errors import DatasetError
+from .progress import Progress
+
+FORMAT_VERSION = 1
+
+
+def default_cache_dir() -> Path:
+    return Path(os.environ.get("TOPTUNE_CACHE_DIR") or Path.home() / ".cache" / "toptune" / "features")
+
+
+@dataclass
+class FeatureSet:
+    """Features of one split: row i belongs to sample ``indices[i]`` of the split."""
+
+    features: np.ndarray  # (n, d) float32
+    labels: np.ndarray  # (n,) int64
+    indices: np.ndarray  # (n,) int64, positions in the split (skipped samples are absent)
+    extract_time_s: float  # time the extraction took when it actually ran
+    skipped: list = field(default_factory=list)  # [(index, error message)]
+    cache_hit: bool = False
+
+
+def build_transform(pre: dict):
+    """Image -> normalised tensor, from a backbone's preprocessing dict."""
+    from torchvision import transforms as T
+
+    modes = {"bilinear": T.InterpolationMode.BILINEAR, "bicubic": T.InterpolationMode.BICUBIC,
+             "nearest": T.InterpolationMode.NEAREST}
+    size = int(pre["input_size"])
+    interp = modes.get(pre.get("interpolation", "bilinear"), T.InterpolationMode.BILINEAR)
+    crop_pct = float(pre.get("crop_pct", 1.0))
+    if crop_pct >= 1.0:
+        resize = [T.Resize((size, size), interpolation=interp)]
+    else:
+        resize = [T.Resize(int(size / crop_pct), interpolation=interp), T.CenterCrop(size)]
+    return T.Compose([*resize, T.ToTensor(), T.Normalize(pre["mean"], pre["std"])])
+
+
+class _Decoded:
+    """Wraps a split for a DataLoader: decode + transform, turning decode failures into markers."""
+
+    def __init__(self, split, transform, subset: np.ndarray):
+        self.split, self.transform, self.subset = split, transform, subset
+
+    def __len__(self):
+        return len(self.subset)
+
+    def __getitem__(self, i):
+        index = int(self.subset[i])
+        try:
+            image, _ = self.split[index]
+            return index, self.transform(image), None
+        except Exception as exc:  # a corrupt or unreadable file: skip it, keep its reason
+            return index, None, f"{type(exc).__name__}: {exc}"
+
+
+def _collate(batch):
+    import torch
+
+    ok = [(i, x) for i, x, err in batch if err is None]
+    bad = [(i, err) for i, _, err in batch if err is not None]
+    tensors = torch.stack([x for _, x in ok]) if ok else None
+    return [i for i, _ in ok], tensors, bad
+
+
+def extract(module, split, pre: dict, *, device: str = "cpu", batch_size: int = 32, num_workers: int = 0,
+            subset: np.ndarray | None = None, progress: Progress | None = None, stage: str = "extract"):
+    """Run ``module`` over ``split`` (or its ``subset`` of indices); returns a FeatureSet."""
+    import torch
+
+    progress = progress or Progress()
+    subset = np.arange(len(split)) if subset is None else np.asarray(subset, dtype=np.int64)
+    loader = torch.utils.data.DataLoader(
+        _Decoded(split, build_transform(pre), subset), batch_size=batch_size, num_workers=num_workers,
+        collate_fn=_collate, pin_memory=device.startswith("cuda"),
+    )
+    on_cuda = device.startswith("cuda")
+    module = module.to(device)
+    if on_cuda:
+        module = module.to(memory_format=torch.channels_last)
+    feats, kept, skipped = [], [], []
+    start = time.perf_counter()
+    with progress.stage(stage, len(subset)), torch.inference_mode():
+        for indices, x, bad in loader:
+            skipped.extend(bad)
+            if x is not None:
+                x = x.to(device, non_blocking=True)
+                if on_cuda:
+                    x = x.to(memory_format=torch.channels_last)
+                with torch.autocast("cuda") if on_cuda else nullcontext():
+                    out = module(x)
+                feats.append(out.float().flatten(1).cpu().numpy())
+                kept.extend(indices)
+            progress.advance(len(indices) + len(bad))
+    elapsed = time.perf_counter() - start
+    if not kept:
+        first = f" (first error: {skipped[0][1]})" if skipped else ""
+        raise DatasetError(f"{stage}: no readable image among {len(subset)}{first}")
+    kept = np.asarray(kept, dtype=np.int64)
+    labels = np.asarray(split.labels, dtype=np.int64)[kept]
+    return FeatureSet(np.concatenate(feats).astype(np.float32), labels, kept, elapsed, skipped)
+
+
+def cache_key(**parts: Any) -> str:
+    blob = json.dumps({"format": FORMAT_VERSION, **parts}, sort_keys=True, default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()[:32]
+
+
+class FeatureCache:
+    """Feature arrays on disk, one .npz per key, written atomically so a crash never leaves half a file."""
+
+    def __init__(self, root: str | os.PathLike | None = None):
+        self.root = Path(root) if root else default_cache_dir()
+
+    def path(self, key: str) -> Path:
+        return self.root / key[:2] / f"{key}.npz"
+
+    def get(self, key: str) -> FeatureSet | None:
+        path = self.path(key)
+        if not path.exists():
+            return None
+        try:
+            with np.load(path, allow_pickle=False) as z:
+                skipped = json.loads(str(z["skipped"]))
+                return FeatureSet(z["features"], z["labels"], z["indices"], float(z["extract_time_s"]),
+                                  [tuple(s) for s in skipped], cache_hit=True)
+        except Exception:
+            path.unlink(missing_ok=True)  # unreadable entry: extract again rather than fail the run
+            return None
+
+    def put(self, key: str, fs: FeatureSet, meta: dict | None = None) -> None:
+        path = self.path(key)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
+        try:
+            with os.fdopen(fd, "wb") as fh:
+                np.savez(fh, features=fs.features, labels=fs.labels, indices=fs.indices,
+                         extract_time_s=np.float64(fs.extract_time_s), skipped=json.dumps(fs.skipped),
+                         meta=json.dumps(meta or {}, default=str))
+            os.replace(tmp, path)
+        finally:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
