@@ -20,8 +20,9 @@ from .store import Store
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Fine-tune or top-tune? Measure it.")
-out = Console()
-err = Console(stderr=True)
+# Piped output (CI logs, files) gets room for whole tables instead of rich's 80-column default.
+out = Console(width=None if sys.stdout.isatty() else 160)
+err = Console(stderr=True, width=None if sys.stderr.isatty() else 160)
 
 StoreOpt = typer.Option(None, "--store", envvar="TOPTUNE_STORE", help="DuckDB store file [default: ./toptune.duckdb]")
 
@@ -198,14 +199,14 @@ def demo(
         ids.append(run_id)
     rows = [st.get_run(i) for i in ids]
     table = Table(title="top-tuning on digits (EfficientNet-Lite0, ImageNet-1k)", header_style="bold")
-    for c in ("run", "classifier", "accuracy", "train time (s)", "extraction (s)", "fit (s)", "n_train", "n_test"):
+    for c in ("run", "classifier", "accuracy", "train s", "extract s", "fit s", "n_train", "n_test"):
         table.add_column(c, justify="left" if c in ("run", "classifier") else "right")
     for r in rows:
         table.add_row(r["id"], r["classifier"], f"{r['accuracy']:.4f}", f"{r['train_time_s']:.1f}",
                       f"{r['extract_time_s']:.1f}", f"{r['fit_time_s']:.2f}", str(r["n_train"]), str(r["n_test"]))
     out.print(table)
     out.print(f"store: {st.path.resolve()}")
-    out.print('query it: toptune sql "select method, classifier, accuracy, train_time_s from runs"')
+    out.print('query it: toptune sql "select method, classifier, accuracy, train_time_s from runs"', soft_wrap=True)
 
 
 def main() -> None:

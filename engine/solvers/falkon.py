@@ -246,10 +246,14 @@ class FalkonSolver:
         if X.ndim != 2 or X.shape[1] != self.centers_.shape[1]:
             raise ValueError(f"expected X of shape (n, {self.centers_.shape[1]}), got {tuple(X.shape)}")
         out = X.new_empty(X.shape[0], self.alpha_.shape[1])
+        # Scores are computed in float64: with a small λ, α is large and cancels, so float32 round-off,
+        # which depends on how many rows share a matrix product, would make a row's score depend on its
+        # batch. This costs one kernel block per test row, little next to fitting.
+        centres, alpha = self.centers_.double(), self.alpha_.double()
         rows = self._block_rows(self.centers_.shape[0])
         for start in range(0, X.shape[0], rows):
-            block = kernel_matrix(X[start:start + rows], self.centers_, self.kernel, self.sigma_)
-            out[start:start + rows] = block @ self.alpha_
+            block = kernel_matrix(X[start:start + rows].double(), centres, self.kernel, self.sigma_)
+            out[start:start + rows] = block @ alpha
         return out[:, 0] if self._squeeze else out
 
     def _solve(self, X: torch.Tensor, Y: torch.Tensor) -> tuple[torch.Tensor, int]:

@@ -11,8 +11,7 @@ from sklearn.base import BaseEstimator, ClassifierMixin
 from toptune.params import Param
 from toptune.solvers.falkon import DTYPES, KERNELS, FalkonSolver, median_sigma, resolve_device
 
-# The input checks live in the (torch-free) ridge module so both built-in classifiers share them.
-from .ridge import check_params, fit_inputs, one_hot, predict_inputs, scores_to_decision
+from ._common import check_params, fit_inputs, one_hot, predict_inputs, scores_to_decision, winners
 
 # Falkon needs about √n·log n centres for the statistical rate; 10·√n is that for realistic n, and the cap
 # keeps the M×M factorisations cheap (5000² floats is 100 MB).
@@ -75,9 +74,8 @@ class KernelClassifier(ClassifierMixin, BaseEstimator):
         return scores_to_decision(scores.cpu().numpy())
 
     def predict(self, X):
-        scores = self.decision_function(X)
-        winners = (scores > 0).astype(int) if scores.ndim == 1 else scores.argmax(axis=1)
-        return self.classes_[winners]
+        scores = self.decision_function(X)  # checks fitted before classes_ is read
+        return winners(self.classes_, scores)
 
     def _solver(self, settings: dict, n: int) -> FalkonSolver:
         return FalkonSolver(
@@ -103,7 +101,7 @@ class KernelClassifier(ClassifierMixin, BaseEstimator):
             return None
         if sigma is not None and sigma != "auto":
             return float(sigma)
-        return median_sigma(X, generator=torch.Generator().manual_seed(self.seed))
+        return median_sigma(X, generator=torch.Generator().manual_seed(settings["seed"]))
 
     @staticmethod
     def _centres(M, n: int) -> int:

@@ -1,0 +1,270 @@
+"""The Falkon solver against direct dense solves of the problems it claims to solve."""
+
+import numpy as np
+import pytest
+import torch
+from scipy.spatial.distance import cdist
+
+from toptune.errors import SolverError
+from toptune.solvers import falkon
+from toptune.solvers.falkon import FalkonSolver, conjugate_gradient, kernel_matrix, median_sigma
+
+SIGMA = 1.5
+KERNELS = ["gaussian", "laplacian", "linear"]
+
+
+def reference_kernel(A, B, kernel, sigma=SIGMA):
+    if kernel == "gaussian":
+        return np.exp(-cdist(A, B, "sqeuclidean") / (2 * sigma**2))
+    if kernel == "laplacian":
+        return np.exp(-cdist(A, B) / sigma)
+    return A @ B.T
+
+
+def exact(kernel, **kwargs):
+    """A float64 solver run until CG has converged far beyond what the comparisons need."""
+    settings = dict(kernel=kernel, sigma=SIGMA, lam=1e-3, maxiter=500, tol=1e-13, dtype="float64",
+                    device="cpu", seed=0)
+    return FalkonSolver(**{**settings, **kwargs})
+
+
+@pytest.fixture
+def data():
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(160, 4))
+    Y = np.sin(X @ rng.normal(size=(4, 3))) + 0.1 * rng.normal(size=(160, 3))
+    return X, Y, rng.normal(size=(40, 4))
+
+
+def scaled_max_error(actual, desired):
+    return np.abs(np.asarray(actual) - desired).max() / np.abs(desired).max()
+
+
+@pytest.mark.parametrize("kernel", KERNELS)
+def test_all_points_as_centres_is_exact_kernel_ridge(data, kernel):
+    X, Y, X_test = data
+    n, lam = len(X), 1e-3
+    solver = exact(kernel, M=n, lam=lam).fit(X, Y)
+    alpha = np.linalg.solve(reference_kernel(X, X, kernel) + lam * n * np.eye(n), Y)
+    expected = reference_kernel(X_test, X, kernel) @ alpha
+    assert solver.centers_.shape == (n, 4)
+    assert scaled_max_error(solver.predict(X_test), expected) < 1e-6
+    assert scaled_max_error(solver.predict(X), reference_kernel(X, X, kernel) @ alpha) < 1e-6
+
+
+@pytest.mark.parametrize("kernel", KERNELS)
+@pytest.mark.parametrize("lam", [1e-2, 1e-6])
+def test_nystrom_solution_solves_the_normal_equations(data, kernel, lam):
+    X, Y, X_test = data
+    n, M = len(X), 30
+    solver = exact(kernel, M=M, lam=lam, seed=3).fit(X, Y)
+    centres = X[solver.center_indices_.numpy()]
+    np.testing.assert_array_equal(solver.centers_.numpy(), centres)
+    knm, kmm = reference_kernel(X, centres, kernel), reference_kernel(centres, centres, kernel)
+    # lstsq: with the linear kernel and M > d, K_MM is singular and α is only unique up to its null space.
+    alpha = np.linalg.lstsq(knm.T @ knm + lam * n * kmm, knm.T @ Y, rcond=None)[0]
+    expected = reference_kernel(X_test, centres, kernel) @ alpha
+    assert scaled_max_error(solver.predict(X_test), expected) < 1e-6
+    if kernel != "linear":
+        assert scaled_max_error(solver.alpha_.numpy(), alpha) < 1e-6
+
+
+def test_centres_are_distinct_sorted_and_capped_at_n(data):
+    X, Y, _ = data
+    indices = exact("gaussian", M=50).fit(X, Y).center_indices_
+    assert len(indices) == 50 and len(set(indices.tolist())) == 50
+    assert torch.equal(indices, indices.sort().values)
+    assert exact("gaussian", M=10_000).fit(X, Y).centers_.shape[0] == len(X)
+
+
+def test_same_seed_same_model_other_seed_other_centres(data):
+    X, Y, X_test = data
+    first, second = FalkonSolver(M=40, seed=7).fit(X, Y), FalkonSolver(M=40, seed=7).fit(X, Y)
+    assert torch.equal(first.center_indices_, second.center_indices_)
+    assert torch.equal(first.predict(X_test), second.predict(X_test))
+    assert not torch.equal(first.center_indices_, FalkonSolver(M=40, seed=8).fit(X, Y).center_indices_)
+
+
+@pytest.mark.parametrize("kernel", KERNELS)
+def test_blocked_recomputation_equals_stored_kernel(data, kernel):
+    X, Y, X_test = data
+    # tol=0 runs exactly maxiter steps; few enough that both runs still follow the same iterates.
+    stored = exact(kernel, M=50, maxiter=6, tol=0.0).fit(X, Y)
+    blocked = exact(kernel, M=50, maxiter=6, tol=0.0, block_rows=7, store_bytes=0).fit(X, Y)
+    assert stored.n_iter_ == blocked.n_iter_ == 6
+    np.testing.assert_allclose(blocked.predict(X_test).numpy(), stored.predict(X_test).numpy(), rtol=1e-6,
+                               atol=1e-9)
+    if kernel != "linear":  # with M > d the linear α is only unique up to a null space that CG wanders in
+        assert scaled_max_error(blocked.alpha_.numpy(), stored.alpha_.numpy()) < 1e-6
+
+
+def test_kernel_rows_products_match_dense(data):
+    X, _, _ = data
+    X = torch.as_tensor(X)
+    centres, V = X[:20], torch.randn(20, 3, dtype=torch.float64)
+    rows = falkon._KernelRows(X, centres, "gaussian", SIGMA, block_rows=3, store_bytes=0)
+    dense = kernel_matrix(X, centres, "gaussian", SIGMA)
+    assert rows.stored is None
+    torch.testing.assert_close(rows.gram_matmul(V), dense.T @ (dense @ V))
+    torch.testing.assert_close(rows.t_matmul(X[:, :3]), dense.T @ X[:, :3])
+
+
+@pytest.mark.parametrize("kernel", KERNELS)
+def test_kernel_matrix_matches_reference(data, kernel):
+    X, _, X_test = data
+    K = kernel_matrix(torch.as_tensor(X_test), torch.as_tensor(X), kernel, SIGMA).numpy()
+    np.testing.assert_allclose(K, reference_kernel(X_test, X, kernel), rtol=1e-7, atol=1e-7)
+
+
+def test_conjugate_gradient_solves_every_column_and_leaves_zero_columns():
+    rng = np.random.default_rng(1)
+    Q = rng.normal(size=(30, 30))
+    S = torch.as_tensor(Q @ Q.T + 30 * np.eye(30))
+    B = torch.as_tensor(rng.normal(size=(30, 3)))
+    B[:, 1] = 0.0
+    X, iterations = conjugate_gradient(lambda P: S @ P, B, maxiter=100, tol=1e-12)
+    torch.testing.assert_close(S @ X, B, rtol=0, atol=1e-9)
+    assert torch.all(X[:, 1] == 0)
+    assert 1 <= iterations <= 30 + 5  # CG is exact in ≤ n steps; a few more for round-off
+
+
+def test_conjugate_gradient_stops_at_maxiter():
+    S = torch.diag(torch.arange(1.0, 51.0, dtype=torch.float64))
+    _, iterations = conjugate_gradient(lambda P: S @ P, torch.ones(50, 1, dtype=torch.float64), 5, 1e-12)
+    assert iterations == 5
+
+
+def test_default_float32_solves_its_jittered_normal_equations(data):
+    X, Y, X_test = data
+    n, lam = len(X), 1e-3
+    solver = FalkonSolver(sigma=SIGMA, lam=lam, M=60, device="cpu").fit(X, Y)
+    assert solver.alpha_.dtype == torch.float32 and solver.n_iter_ <= 20
+    # float32 needs Falkon's larger jitter (1e-5·trace K_MM), which then acts as a small extra penalty.
+    assert solver.jitter_ == pytest.approx(1e-5 * 60)
+    centres = X[solver.center_indices_.numpy()]
+    knm, kmm = reference_kernel(X, centres, "gaussian"), reference_kernel(centres, centres, "gaussian")
+    alpha = np.linalg.solve(knm.T @ knm + lam * n * (kmm + solver.jitter_ * np.eye(60)), knm.T @ Y)
+    expected = reference_kernel(X_test, centres, "gaussian") @ alpha
+    assert scaled_max_error(solver.predict(X_test).double(), expected) < 1e-3
+
+
+def test_one_dimensional_targets_give_one_dimensional_predictions(data):
+    X, Y, X_test = data
+    solver = exact("gaussian", M=40).fit(X, Y[:, 0])
+    assert solver.predict(X_test).shape == (len(X_test),)
+    full = exact("gaussian", M=40).fit(X, Y).predict(X_test)[:, 0]
+    torch.testing.assert_close(solver.predict(X_test), full)
+
+
+def test_duplicates_and_constant_features_stay_finite():
+    rng = np.random.default_rng(2)
+    X = rng.normal(size=(40, 3))
+    X = np.vstack([X, X, X])  # every centre appears three times: K_MM is singular
+    X[:, 1] = 5.0  # a constant feature
+    Y = np.eye(2)[(X[:, 0] > 0).astype(int)]
+    for dtype in ("float32", "float64"):
+        for kernel in KERNELS:
+            solver = FalkonSolver(kernel, lam=1e-6, M=len(X), dtype=dtype, device="cpu").fit(X, Y)
+            scores = solver.predict(X)
+            assert torch.isfinite(scores).all(), (dtype, kernel)
+            if kernel != "linear":
+                assert (scores.argmax(1).numpy() == Y.argmax(1)).mean() > 0.95
+
+
+def test_all_identical_points_stay_finite():
+    X, Y = np.ones((20, 3)), np.eye(2)[np.arange(20) % 2]
+    solver = FalkonSolver(M=20, device="cpu").fit(X, Y)
+    assert solver.sigma_ == 1.0  # the median heuristic's fallback when every distance is 0
+    np.testing.assert_allclose(solver.predict(X).numpy(), 0.5, atol=1e-3)
+
+
+def test_cholesky_failure_raises_solver_error_after_growing_jitter(data, monkeypatch):
+    X, Y, _ = data
+    jitters = []
+
+    def failing_cholesky(matrix, upper=False):
+        jitters.append(float(matrix[0, 0] - 1.0))  # gaussian K_MM has a unit diagonal
+        return matrix, torch.ones((), dtype=torch.int32)
+
+    monkeypatch.setattr(torch.linalg, "cholesky_ex", failing_cholesky)
+    with pytest.raises(SolverError, match="Cholesky factorisation of K_MM failed even with jitter"):
+        exact("gaussian", M=20).fit(X, Y)
+    assert len(jitters) == falkon._CHOLESKY_TRIES
+    assert all(later > earlier for earlier, later in zip(jitters, jitters[1:]))
+
+
+def test_cholesky_retries_succeed_with_more_jitter(data, monkeypatch):
+    X, Y, _ = data
+    real, calls = torch.linalg.cholesky_ex, []
+
+    def flaky_cholesky(matrix, upper=False):
+        calls.append(1)
+        if len(calls) <= 2:
+            return matrix, torch.ones((), dtype=torch.int32)
+        return real(matrix, upper=upper)
+
+    monkeypatch.setattr(torch.linalg, "cholesky_ex", flaky_cholesky)
+    solver = exact("gaussian", M=20).fit(X, Y)
+    first = falkon._EPS[torch.float64] * 20
+    assert solver.jitter_ == pytest.approx(first * falkon._JITTER_GROWTH**2)
+    assert torch.isfinite(solver.alpha_).all()
+
+
+def test_non_finite_kernel_raises_solver_error(data):
+    X, Y, _ = data
+    # In float32 -0.5/σ² overflows to -inf, and the zero distances on K_MM's diagonal then give NaN.
+    with pytest.raises(SolverError, match="NaN/inf"):
+        FalkonSolver(sigma=1e-30, M=20, device="cpu").fit(X, Y)
+
+
+def test_median_sigma():
+    X = torch.tensor([[0.0], [1.0], [3.0], [3.0]])  # non-zero distances 1, 3, 3, 2, 2: median 2
+    assert median_sigma(X) == 2.0
+    big = torch.randn(500, 5, generator=torch.Generator().manual_seed(0))
+    first = median_sigma(big, max_points=50, generator=torch.Generator().manual_seed(1))
+    again = median_sigma(big, max_points=50, generator=torch.Generator().manual_seed(1))
+    assert first == again and first == pytest.approx(median_sigma(big), rel=0.2)
+    with pytest.raises(ValueError, match="at least 2 rows"):
+        median_sigma(torch.ones(1, 3))
+
+
+@pytest.mark.parametrize("settings, message", [
+    ({"kernel": "poly"}, "unknown kernel 'poly'"),
+    ({"sigma": 0.0}, "sigma must be"),
+    ({"lam": -1.0}, "lam must be"),
+    ({"M": 0}, "M must be an integer >= 1"),
+    ({"maxiter": 0}, "maxiter must be"),
+    ({"tol": float("nan")}, "tol must be"),
+    ({"dtype": "float16"}, "dtype must be"),
+])
+def test_invalid_settings(settings, message):
+    with pytest.raises(ValueError, match=message):
+        FalkonSolver(**settings)
+
+
+def test_invalid_data():
+    with pytest.raises(ValueError, match="2-D"):
+        FalkonSolver().fit(np.ones(5), np.ones(5))
+    with pytest.raises(ValueError, match="X has 5 rows but Y has 4"):
+        FalkonSolver().fit(np.ones((5, 2)), np.ones(4))
+    with pytest.raises(ValueError, match="finite"):
+        FalkonSolver().fit(np.full((5, 2), np.nan), np.ones(5))
+    with pytest.raises(RuntimeError, match="before fit"):
+        FalkonSolver().predict(np.ones((5, 2)))
+
+
+def test_cuda_request_without_cuda_is_an_error():
+    if torch.cuda.is_available():
+        pytest.skip("CUDA is available")
+    with pytest.raises(ValueError, match="CUDA is not available"):
+        FalkonSolver(device="cuda")
+    assert FalkonSolver().device.type == "cpu"
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_cuda_matches_cpu(data):
+    X, Y, X_test = data
+    cpu = exact("gaussian", M=50).fit(X, Y).predict(X_test)
+    gpu = exact("gaussian", M=50, device="cuda").fit(X, Y).predict(X_test)
+    assert gpu.device.type == "cuda"
+    torch.testing.assert_close(gpu.cpu(), cpu, rtol=1e-8, atol=1e-10)
