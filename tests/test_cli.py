@@ -77,3 +77,22 @@ def test_real_process_exit_code_and_stderr(tmp_path):
                           env={**os.environ, "COLUMNS": "200"})
     assert proc.returncode == 2
     assert proc.stderr.strip().splitlines() == ["error: invalid value for top-tune parameter 'max_train': 1 (must be >= 2)"]
+
+
+@pytest.mark.slow
+def test_demo_meets_the_acceptance_bar(tmp_path):
+    """`toptune demo` on the full digits set: kernel >= 0.90, two finished runs, queryable by SQL and duckdb."""
+    import duckdb
+
+    store = tmp_path / "demo.duckdb"
+    res = invoke("demo", "--store", str(store), "-q")
+    assert res.exit_code == 0, res.output
+    assert str(store.resolve()) in res.output
+    res = invoke("sql", "select method, classifier, accuracy, train_time_s from runs", "--store", str(store),
+                 "--format", "json")
+    rows = {r["classifier"]: r for r in __import__("json").loads(res.output)}
+    assert set(rows) == {"kernel", "ridge"} and all(r["method"] == "top-tune" for r in rows.values())
+    assert rows["kernel"]["accuracy"] >= 0.90 and rows["ridge"]["accuracy"] >= 0.85
+    con = duckdb.connect(str(store), read_only=True)
+    assert con.execute("select count(*) from runs where status = 'finished' and n_test = 450").fetchone()[0] == 2
+    con.close()
