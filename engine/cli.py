@@ -36,10 +36,10 @@ def guarded(fn):
             return fn(*args, **kwargs)
         except ToptuneError as exc:
             err.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
-            raise typer.Exit(exc.exit_code)
+            raise typer.Exit(exc.exit_code) from None
         except KeyboardInterrupt:
             err.print("[yellow]interrupted[/]")
-            raise typer.Exit(130)
+            raise typer.Exit(130) from None
 
     return wrapper
 
@@ -178,6 +178,43 @@ def plugins(kind: Optional[str] = typer.Argument(None, help="backbone | classifi
                   highlight=False, soft_wrap=True)
     if broken:
         err.print(f"[yellow]{len(broken)} plugin(s) failed to load; the others work normally[/]")
+
+
+@app.command()
+@guarded
+def datasets(
+    name: Optional[str] = typer.Argument(None, help="a dataset to load and describe"),
+    param: List[str] = typer.Option([], "--param", "-p", help="dataset parameter key=value (repeatable)"),
+    data: Optional[str] = typer.Option(None, help="dataset path (shortcut for --param path=...)"),
+):
+    """List datasets, or load one and show its metadata (#train, #test, #classes, mean image size)."""
+    from .runner import describe_dataset
+
+    if name is None:
+        table = Table(header_style="bold")
+        for c in ("name", "distribution", "description"):
+            table.add_column(c)
+        for info in registry.discover("dataset"):
+            try:
+                description = registry.load("dataset", info.name).description
+            except ToptuneError as exc:
+                description = f"[red]{exc}[/]"
+            table.add_row(info.name, info.distribution, description)
+        out.print(table)
+        return
+    params = parse_assignments(param)
+    if data:
+        params["path"] = data
+    meta = describe_dataset(name, params)
+    size = meta.get("mean_image_size")
+    out.print(f"[bold]{name}[/]: {meta['n_train']} train, {meta['n_test']} test, {meta['n_classes']} classes, "
+              f"mean image size {'x'.join(f'{v:.0f}' for v in size) if size else 'unknown'} (h x w)")
+    skip = {"classes", "n_train", "n_test", "n_classes", "mean_image_size"}
+    for key, value in meta.items():
+        if key not in skip:
+            out.print(f"  {key}: {value}", highlight=False)
+    classes = meta["classes"]
+    out.print(f"  classes: {', '.join(classes[:20])}{' ...' if len(classes) > 20 else ''}", highlight=False)
 
 
 @app.command()

@@ -11,7 +11,6 @@ from __future__ import annotations
 import platform
 import time
 from dataclasses import dataclass, field
-from typing import Any
 
 import numpy as np
 
@@ -65,11 +64,18 @@ def _fixed_subset(labels: np.ndarray, limit: int | None) -> np.ndarray | None:
     return np.sort(keep)
 
 
-def _dataset_info(splits, dataset_name: str) -> dict:
-    info = {"classes": list(map(str, splits.classes)), **splits.info}
-    info.setdefault("dataset_train_size", len(splits.train))
-    info.setdefault("dataset_test_size", len(splits.test))
+def _dataset_info(splits) -> dict:
+    """A dataset's metadata: #train, #test, #classes, class names, mean image size and the plugin's extras."""
+    info = {"n_train": len(splits.train), "n_test": len(splits.test), "n_classes": len(splits.classes),
+            **splits.info, "classes": list(map(str, splits.classes))}
+    info.setdefault("mean_image_size", None)
     return info
+
+
+def describe_dataset(name: str, params: dict | None = None) -> dict:
+    """Load a dataset (no feature extraction) and return its metadata."""
+    values = registry.resolve_params("dataset", name, params or {})
+    return _dataset_info(registry.create("dataset", name, **values).load())
 
 
 class _Features:
@@ -123,7 +129,7 @@ def _top_tune(rs: ResolvedSpec, cache: FeatureCache | None, device: str, progres
     dataset = registry.create("dataset", spec.dataset, **rs.params["dataset"])
     backbone = registry.create("backbone", spec.backbone, **rs.params["backbone"])
     splits = dataset.load()
-    info = _dataset_info(splits, spec.dataset)
+    info = _dataset_info(splits)
     feats = _Features(rs, backbone, dataset, cache if run["cache"] else None, device, progress)
     train = feats.get("train", splits.train, _fixed_subset(np.asarray(splits.train.labels), run["max_train"]))
     test = feats.get("test", splits.test, _fixed_subset(np.asarray(splits.test.labels), run["max_test"]))

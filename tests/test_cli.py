@@ -96,3 +96,13 @@ def test_demo_meets_the_acceptance_bar(tmp_path):
     con = duckdb.connect(str(store), read_only=True)
     assert con.execute("select count(*) from runs where status = 'finished' and n_test = 450").fetchone()[0] == 2
     con.close()
+
+
+def test_datasets_lists_and_describes(tmp_path):
+    res = invoke("datasets")
+    assert res.exit_code == 0 and "digits" in res.output and "cifar10" in res.output
+    res = invoke("datasets", "digits")
+    assert res.exit_code == 0
+    assert "digits: 1347 train, 450 test, 10 classes, mean image size 8x8" in res.output
+    res = invoke("datasets", "cifar10", "--param", f"root={tmp_path}", "--param", "download=false")
+    assert res.exit_code == 2 and "dataset 'cifar10' is not in" in res.output

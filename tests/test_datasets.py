@@ -178,7 +178,7 @@ def test_imagefolder_corrupt_files_raise_on_access_not_at_load(tmp_path):
     for split in (splits.train, splits.test):
         for i, path in enumerate(split.paths):
             if path.endswith(("garbage.png", "big.png")):
-                with pytest.raises(Exception):
+                with pytest.raises(OSError):
                     split[i]
             else:
                 assert _is_rgb_pair(split[i])

@@ -1,4 +1,3 @@
-import os
 import subprocess
 import sys
 import time
@@ -127,3 +126,34 @@ def test_stale_running_run_of_a_dead_process_becomes_interrupted(tmp_path):
     subprocess.run([sys.executable, "-c", code, str(path)], check=True)
     (row,) = Store(path).runs()
     assert row["status"] == "interrupted" and "ended without recording" in row["error"]
+
+
+def test_an_older_store_is_migrated_on_first_read(tmp_path, monkeypatch):
+    from toptune import store as store_mod
+
+    path = tmp_path / "s.duckdb"
+    old_id = Store(path).start_run(RECORD)
+    extra = ["ALTER TABLE runs ADD COLUMN comparison_id VARCHAR"]
+    monkeypatch.setattr(store_mod, "MIGRATIONS", store_mod.MIGRATIONS + [extra])
+    monkeypatch.setattr(store_mod, "SCHEMA_VERSION", SCHEMA_VERSION + 1)
+    st = Store(path)
+    assert st.schema_version() == SCHEMA_VERSION + 1
+    (row,) = st.runs()
+    assert row["id"] == old_id and row["comparison_id"] is None  # old runs survive the upgrade
+
+
+def test_a_failing_migration_leaves_the_store_untouched(tmp_path, monkeypatch):
+    from toptune import store as store_mod
+
+    path = tmp_path / "s.duckdb"
+    Store(path).start_run(RECORD)
+    broken = ["ALTER TABLE runs ADD COLUMN ok_col VARCHAR", "ALTER TABLE nowhere ADD COLUMN x INT"]
+    monkeypatch.setattr(store_mod, "MIGRATIONS", store_mod.MIGRATIONS + [broken])
+    monkeypatch.setattr(store_mod, "SCHEMA_VERSION", SCHEMA_VERSION + 1)
+    with pytest.raises(StoreError, match="migrating store"):
+        Store(path).runs()
+    monkeypatch.undo()
+    con = duckdb.connect(str(path), read_only=True)
+    cols = [r[0] for r in con.execute("describe runs").fetchall()]
+    assert "ok_col" not in cols and con.execute("select max(version) from schema_info").fetchone()[0] == SCHEMA_VERSION
+    con.close()
