@@ -54,18 +54,21 @@ def _fmt(value, digits=4):
 
 def _runs_table(rows: list[dict], title: str | None = None) -> Table:
     table = Table(title=title, header_style="bold")
-    cols = ["id", "status", "method", "backbone", "classifier", "dataset", "seed", "accuracy",
-            "train_time_s", "fit_time_s", "n_train", "n_test", "created_at"]
-    for c in cols:
-        table.add_column(c, justify="right" if c in ("accuracy", "train_time_s", "fit_time_s", "seed",
-                                                     "n_train", "n_test") else "left")
+    cols = {"id": "id", "status": "status", "method": "method", "backbone": "backbone",
+            "classifier": "classifier", "dataset": "dataset", "seed": "seed", "accuracy": "accuracy",
+            "train_time_s": "train s", "fit_time_s": "fit s", "n_train": "n_train", "n_test": "n_test",
+            "created_at": "created (UTC)"}
+    numeric = {"seed", "accuracy", "train_time_s", "fit_time_s", "n_train", "n_test"}
+    for key, header in cols.items():
+        table.add_column(header, justify="right" if key in numeric else "left", no_wrap=True)
     colour = {"finished": "green", "failed": "red", "interrupted": "yellow", "running": "cyan"}
     for r in rows:
-        cells = [_fmt(r.get(c)) for c in cols]
-        cells[0] = r["id"]
-        cells[1] = f"[{colour.get(r['status'], 'white')}]{r['status']}[/]"
-        cells[-1] = r["created_at"].strftime("%Y-%m-%d %H:%M:%S") if r.get("created_at") else ""
-        table.add_row(*cells)
+        cells = {k: _fmt(r.get(k)) for k in cols}
+        cells["status"] = f"[{colour.get(r['status'], 'white')}]{r['status']}[/]"
+        for k in ("train_time_s", "fit_time_s"):
+            cells[k] = "" if r.get(k) is None else f"{r[k]:.2f}"
+        cells["created_at"] = r["created_at"].strftime("%Y-%m-%d %H:%M") if r.get("created_at") else ""
+        table.add_row(*cells.values())
     return table
 
 
