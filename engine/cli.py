@@ -81,7 +81,7 @@ def _progress(quiet: bool):
 @app.command()
 @guarded
 def run(
-    method: str = typer.Option("top-tune", help="top-tune (fine-tune arrives with the compare issue)"),
+    method: str = typer.Option("top-tune", help="top-tune (frozen features + classifier) or fine-tune (backbone + linear head, end to end)"),
     backbone: str = typer.Option(DEFAULT_BACKBONE, help="backbone plugin, e.g. efficientnet_lite0 or timm:resnet50"),
     classifier: str = typer.Option(DEFAULT_CLASSIFIER, help="classifier plugin (kernel, ridge, ...)"),
     dataset: str = typer.Option(DEFAULT_DATASET, help="dataset plugin (digits, imagefolder, cifar10, ...)"),
@@ -163,10 +163,69 @@ def sql(
         err.print(f"[yellow]showing the first {max_rows} rows[/]")
 
 
-@app.command()
+plugins_app = typer.Typer(help="List installed plugins: all, or one kind (toptune plugins backbone | classifier | "
+                           "dataset); smoke-test them with toptune plugins check NAME.")
+app.add_typer(plugins_app, name="plugins")
+
+
+@plugins_app.callback(invoke_without_command=True)
 @guarded
-def plugins(kind: Optional[str] = typer.Argument(None, help="backbone | classifier | dataset")):
+def plugins(ctx: typer.Context,
+            kind: Optional[str] = typer.Option(None, "--kind", help="backbone | classifier | dataset")):
     """List installed plugins with their distribution, version and status."""
+    if ctx.invoked_subcommand is None:
+        _list_plugins(kind)
+
+
+def _kind_lister(kind: str):
+    # `toptune plugins backbone` predates the check subcommand; a click group cannot also take a
+    # positional kind, so each kind is a hidden subcommand that lists.
+    return plugins_app.command(kind, hidden=True, help=f"List {kind} plugins.")(guarded(lambda: _list_plugins(kind)))
+
+
+for _kind in registry.GROUPS:
+    _kind_lister(_kind)
+
+
+@plugins_app.command("check")
+@guarded
+def plugins_check(
+    names: Optional[List[str]] = typer.Argument(None, help="plugin names, e.g. lenet5 timm:resnet50 (default: all)"),
+    kind: Optional[str] = typer.Option(None, "--kind", help="backbone | classifier | dataset"),
+    param: List[str] = typer.Option([], "--param", "-p", help="key=value for the one plugin named (repeatable)"),
+    as_json: bool = typer.Option(False, "--json", help="print the results as JSON"),
+):
+    """Load and smoke-test plugins on tiny inputs; exit status 1 when any fails."""
+    from .plugin_check import check_plugins
+
+    results = check_plugins(names, kind, parse_assignments(param))
+    if as_json:
+        print(json.dumps([r.to_dict() for r in results], default=str, indent=2))
+    else:
+        _print_checks(results)
+    if any(r.failed for r in results):
+        raise typer.Exit(1)
+
+
+def _print_checks(results) -> None:
+    table = Table(header_style="bold")
+    for c in ("kind", "name", "distribution", "version", "result", "seconds", "notes"):
+        table.add_column(c, overflow="fold")
+    colour = {"pass": "green", "fail": "red", "skip": "yellow"}
+    for r in results:
+        notes = "see below" if r.failed else r.reason or ", ".join(f"{k}={v}" for k, v in r.details.items())
+        table.add_row(r.kind, r.name, r.distribution, r.version, f"[{colour[r.status]}]{r.status}[/]",
+                      f"{r.seconds:.2f}", notes)
+    out.print(table, highlight=False)
+    for r in results:
+        if r.failed:
+            out.print(f"[red]FAIL {r.kind} {r.name}[/] ({r.distribution} {r.version}): {r.reason}",
+                      highlight=False, soft_wrap=True)
+    counts = {s: sum(r.status == s for r in results) for s in ("pass", "fail", "skip")}
+    out.print(f"{counts['pass']} passed, {counts['fail']} failed, {counts['skip']} skipped")
+
+
+def _list_plugins(kind: Optional[str]) -> None:
     statuses = registry.check(kind)
     table = Table(header_style="bold")
     for c in ("kind", "name", "distribution", "version", "status"):
@@ -191,7 +250,7 @@ def datasets(
     data: Optional[str] = typer.Option(None, help="dataset path (shortcut for --param path=...)"),
 ):
     """List datasets, or load one and show its metadata (#train, #test, #classes, mean image size)."""
-    from .runner import describe_dataset
+    from .data import describe_dataset
 
     if name is None:
         table = Table(header_style="bold")
@@ -247,6 +306,78 @@ def demo(
     out.print(table)
     out.print(f"store: {st.path.resolve()}")
     out.print('query it: toptune sql "select method, classifier, accuracy, train_time_s from runs"', soft_wrap=True)
+
+
+def _pm(acc: float, std: float) -> str:
+    return f"{acc:.4f} ± {std:.4f}"
+
+
+@app.command()
+@guarded
+def compare(
+    dataset: str = typer.Option(DEFAULT_DATASET, help="dataset plugin"),
+    backbone: str = typer.Option(DEFAULT_BACKBONE, help="backbone plugin"),
+    classifier: str = typer.Option(DEFAULT_CLASSIFIER, help="top-tuning classifier"),
+    seeds: Optional[int] = typer.Option(None, min=1, help="seeds 0..N-1 [default: 3 (gpu preset), 1 (cpu)]"),
+    preset: str = typer.Option("auto", help="auto (cpu without CUDA) | gpu (common practice) | cpu (128 px, 3 epochs)"),
+    param: List[str] = typer.Option([], "--param", "-p", help="key=value for both methods (repeatable)"),
+    top_param: List[str] = typer.Option([], "--top-param", help="key=value for top-tuning only"),
+    fine_param: List[str] = typer.Option([], "--fine-param", help="key=value for fine-tuning only"),
+    data: Optional[str] = typer.Option(None, help="dataset path (shortcut for --param dataset.path=...)"),
+    store: Optional[Path] = StoreOpt,
+    cache_dir: Optional[Path] = typer.Option(None, envvar="TOPTUNE_CACHE_DIR", help="feature cache folder"),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="no progress bars"),
+):
+    """Top-tuning vs fine-tuning on the same split and seeds: accuracy, Δ, speed-up and verdict."""
+    from . import compare as cmp
+    from .features import FeatureCache
+
+    shared = parse_assignments(param)
+    if data:
+        shared["dataset.path"] = data
+    specs = cmp.plan(dataset, backbone, classifier, seeds, shared, parse_assignments(top_param),
+                     parse_assignments(fine_param), preset)
+    st = Store(store)
+    c = cmp.compare(specs, st, cache=FeatureCache(cache_dir), progress=_progress(quiet))
+    table = Table(title=f"{dataset} · {backbone} · comparison {c.comparison_id}", header_style="bold")
+    for col in ("method", "accuracy (mean ± std)", "train time s", "runs"):
+        table.add_column(col, justify="left" if col == "method" else "right")
+    table.add_row(f"top-tuning ({classifier})", _pm(c.top.accuracy, c.top.accuracy_std),
+                  f"{c.top.train_time_s:.1f}", str(c.top.n_runs))
+    table.add_row("fine-tuning", _pm(c.fine.accuracy, c.fine.accuracy_std), f"{c.fine.train_time_s:.1f}",
+                  str(c.fine.n_runs))
+    out.print(table)
+    out.print(f"Δaccuracy (top − fine): {c.delta_points:+.2f} points · speed-up: {c.speedup:.1f}× · "
+              f"verdict: [bold]{c.verdict}[/]")
+    out.print(f"store: {st.path.resolve()}")
+
+
+@app.command()
+@guarded
+def report(store: Optional[Path] = StoreOpt):
+    """Aggregate every comparison in the store: verdict counts and speed-ups per backbone and overall."""
+    from . import compare as cmp
+
+    items = cmp.comparisons(Store(store))
+    if not items:
+        out.print("no complete comparisons yet: run `toptune compare`")
+        return
+    table = Table(title="comparisons", header_style="bold")
+    for col in ("id", "dataset", "backbone", "classifier", "top-tuning", "fine-tuning", "Δ points",
+                "speed-up", "verdict"):
+        table.add_column(col, justify="right" if col in ("Δ points", "speed-up") else "left")
+    for c in items:
+        table.add_row(c.comparison_id, c.dataset, c.backbone, c.classifier, _pm(c.top.accuracy, c.top.accuracy_std),
+                      _pm(c.fine.accuracy, c.fine.accuracy_std), f"{c.delta_points:+.2f}", f"{c.speedup:.1f}×",
+                      c.verdict)
+    out.print(table)
+    agg = Table(title="verdicts and speed-ups", header_style="bold")
+    for col in ("backbone", "comparisons", *cmp.VERDICTS, "speed-up min", "median", "max"):
+        agg.add_column(col, justify="left" if col == "backbone" else "right")
+    for a in cmp.aggregate(items):
+        agg.add_row(a.group, str(a.n), *(str(a.counts[v]) for v in cmp.VERDICTS), f"{a.speedup_min:.1f}×",
+                    f"{a.speedup_median:.1f}×", f"{a.speedup_max:.1f}×")
+    out.print(agg)
 
 
 def main() -> None:

@@ -6,6 +6,15 @@ metadata as class attributes and is instantiated with its validated parameters a
     api_version: int            the plugin API it was written for (this toptune supports ``API_VERSION``)
     description: str            one line shown by ``toptune plugins`` and the dashboard
     params: dict[str, Param]    the parameters it accepts, with types, defaults and ranges
+    check_params: dict          optional: values ``toptune plugins check`` creates it with, so the smoke
+                                test needs no download or file (e.g. ``{"download": False}``)
+    variant_param: str          optional: the parameter a name ``family:variant`` sets
+
+Class metadata is validated when the plugin is loaded (``registry.interface_problem``: versions, methods,
+defaults within their own ranges, ``check_params`` valid); what may depend on parameters, a backbone's
+``pretrain_source`` and ``preprocessing``, when an instance is created (``contract.instance_problem``).
+A plugin with ``api_version`` above ``API_VERSION`` is refused with a message saying to upgrade toptune.
+``toptune plugins check`` (``toptune.plugin_check``) then exercises each kind on tiny inputs.
 
 Feature extraction and classifiers never meet except through arrays: a backbone turns images into a
 ``(n, d)`` float array, a classifier fits on such arrays.
@@ -52,7 +61,9 @@ class Dataset(Protocol):
     """A labelled image dataset with a fixed train/test split.
 
     ``load()`` raises ``toptune.errors.DatasetError`` with an actionable message when the data is missing
-    or empty. ``fingerprint()`` identifies the exact data (files, split) for the feature cache: two calls
+    or empty (``toptune plugins check`` reports that as "skipped: needs data", anything else as a failure).
+    Its ``DatasetSplits`` carries the metadata: class names, and in ``info`` facts such as
+    ``mean_image_size`` that are recorded with every run. ``fingerprint()`` identifies the exact data (files, split) for the feature cache: two calls
     that would load different images must return different fingerprints.
     """
 
@@ -75,6 +86,8 @@ class Backbone(Protocol):
     resize the whole image to a square), ``mean`` and ``std`` (3 floats each). ``weights_digest()``
     identifies the weights, so features from different weights never share a cache entry.
     ``pretrain_source`` names the pre-training data, e.g. 'imagenet-1k' (or 'none' for random weights).
+    Both may be class attributes or set per instance; features must be deterministic (same batch, same
+    output), which eval mode and frozen weights give.
     """
 
     api_version: ClassVar[int]

@@ -19,6 +19,7 @@ import importlib.metadata as md
 from dataclasses import dataclass
 from typing import Any, Callable
 
+from . import contract
 from . import params as P
 from .errors import DuplicatePluginError, PluginError, UnknownPluginError
 from .protocols import API_VERSION
@@ -186,8 +187,10 @@ def interface_problem(kind: str, cls: Any) -> str | None:
     if not callable(cls):
         return f"entry point resolves to {type(cls).__name__}, not a class or factory"
     version = getattr(cls, "api_version", None)
-    if not isinstance(version, int):
+    if not isinstance(version, int) or isinstance(version, bool):
         return "missing integer class attribute 'api_version'"
+    if version < 1:
+        return f"api_version must be >= 1, got {version}"
     if version > API_VERSION:
         return (f"written for plugin API v{version}, but this toptune supports v{API_VERSION}; "
                 "upgrade toptune or install an older version of the plugin")
@@ -199,7 +202,7 @@ def interface_problem(kind: str, cls: Any) -> str | None:
         return "class attribute 'params' must be a dict of toptune.params.Param"
     if not isinstance(getattr(cls, "description", None), str):
         return "missing string class attribute 'description'"
-    return None
+    return contract.class_problem(kind, cls)
 
 
 def check(kind: str | None = None) -> list[PluginStatus]:
@@ -233,13 +236,18 @@ def create(kind: str, name: str, **values: Any) -> Any:
     cls = load(kind, name)
     resolved = resolve_params(kind, name, values)
     try:
-        return cls(**resolved)
+        obj = cls(**resolved)
     except PluginError:
         raise
     except Exception as exc:
         if exc.__class__.__module__.startswith("toptune"):
             raise
         raise PluginError(f"{kind} '{name}' could not be created: {type(exc).__name__}: {exc}") from exc
+    problem = contract.instance_problem(kind, obj)
+    if problem:
+        dist = info(kind, split_name(name)[0]).distribution
+        raise PluginError(f"{kind} '{name}' from distribution '{dist}' does not satisfy the {kind} interface: {problem}")
+    return obj
 
 
 def create_backbone(name: str, **params: Any) -> Any:

@@ -71,6 +71,22 @@ MIGRATIONS: list[list[str]] = [
         """CREATE VIEW confusion AS
             SELECT run_id, y_true, y_pred, count(*) AS n FROM predictions GROUP BY run_id, y_true, y_pred""",
     ],
+    [
+        # Fine-tuning vs top-tuning comparisons, per-epoch curves, and the energy estimate.
+        "ALTER TABLE runs ADD COLUMN comparison_id VARCHAR",
+        "ALTER TABLE runs ADD COLUMN energy_kwh DOUBLE",
+        "ALTER TABLE runs ADD COLUMN co2_g DOUBLE",
+        "ALTER TABLE runs ADD COLUMN energy_source VARCHAR",
+        """CREATE TABLE epochs (
+            run_id VARCHAR NOT NULL,
+            epoch INTEGER NOT NULL,
+            train_loss DOUBLE,
+            train_accuracy DOUBLE,
+            val_accuracy DOUBLE,
+            lr DOUBLE,
+            time_s DOUBLE
+        )""",
+    ],
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -78,8 +94,9 @@ STATUSES = ("running", "finished", "failed", "interrupted")
 RESULT_COLUMNS = (
     "finished_at", "accuracy", "train_time_s", "extract_time_s", "fit_time_s", "predict_time_s",
     "peak_memory_mb", "trained_params", "n_train", "n_test", "n_classes", "feature_dim", "cache_hit",
-    "device", "pretrain_source", "params", "info",
+    "device", "pretrain_source", "params", "info", "energy_kwh", "co2_g", "energy_source",
 )
+EPOCH_COLUMNS = ("epoch", "train_loss", "train_accuracy", "val_accuracy", "lr", "time_s")
 SANDBOX = {
     "enable_external_access": False,
     "autoload_known_extensions": False,
@@ -116,6 +133,7 @@ class Store:
     def __init__(self, path: str | os.PathLike | None = None, busy_timeout_s: float = 60.0):
         self.path = Path(path) if path else default_path()
         self.busy_timeout_s = busy_timeout_s
+        self._checked_version: int | None = None  # schema checked once per Store object
 
     # ---- connections -------------------------------------------------------------------------
     def _connect(self, read_only: bool, config: dict | None = None):
@@ -135,17 +153,30 @@ class Store:
             delay = min(delay * 2, 0.25)
 
     @contextmanager
-    def _writer(self) -> Iterator[Any]:
-        """The one writer path: lock, open, migrate, one transaction, close."""
-        from filelock import FileLock, Timeout
+    def _lock(self, mode: str) -> Iterator[None]:
+        """Our own cross-process read-write lock around every DuckDB open.
+
+        DuckDB's file locks alone are not enough: POSIX record locks belong to the process and vanish
+        when any descriptor of the file closes, and a read-only open fails instead of waiting. Readers
+        share this lock, writers hold it alone, and both wait up to ``busy_timeout_s``.
+        """
+        from filelock import ReadWriteLock, Timeout
 
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        lock = FileLock(str(self.path) + ".lock")
+        # One instance per operation: threads of one process (the dashboard) then wait for each other too.
+        lock = ReadWriteLock(str(self.path) + ".lock", timeout=self.busy_timeout_s, is_singleton=False)
         try:
-            lock.acquire(timeout=self.busy_timeout_s)
+            with lock.write_lock() if mode == "write" else lock.read_lock():
+                yield
         except Timeout:
-            raise StoreError(f"store {self.path} is busy: another writer held it for {self.busy_timeout_s:.0f} s") from None
-        try:
+            raise StoreError(f"store {self.path} is busy: it stayed locked for {self.busy_timeout_s:.0f} s") from None
+        finally:
+            lock.close()
+
+    @contextmanager
+    def _writer(self) -> Iterator[Any]:
+        """The one writer path: lock, open, migrate, one transaction, close."""
+        with self._lock("write"):
             con = self._connect(read_only=False)
             try:
                 self._migrate(con)
@@ -158,28 +189,35 @@ class Store:
                 con.execute("COMMIT")
             finally:
                 con.close()
-        finally:
-            lock.release()
+
+    def _ensure_current(self) -> None:
+        """Create the file, or migrate it, before a read (readers cannot write)."""
+        if self.path.exists():
+            with self._lock("read"):
+                con = self._connect(read_only=True)
+                try:
+                    version = self._version(con)
+                finally:
+                    con.close()
+            if version > SCHEMA_VERSION:
+                raise StoreError(f"store {self.path} has schema v{version}, newer than this toptune "
+                                 f"(v{SCHEMA_VERSION}); upgrade toptune")
+            if version == SCHEMA_VERSION:
+                return
+        with self._writer():
+            pass
 
     @contextmanager
     def _reader(self, config: dict | None = None) -> Iterator[Any]:
-        if not self.path.exists():
-            with self._writer():  # creates the file with the current schema
-                pass
-        con = self._connect(read_only=True, config=config)
-        try:
-            version = self._version(con)
-            if version < SCHEMA_VERSION:
+        if self._checked_version != SCHEMA_VERSION:
+            self._ensure_current()
+            self._checked_version = SCHEMA_VERSION
+        with self._lock("read"):
+            con = self._connect(read_only=True, config=config)
+            try:
+                yield con
+            finally:
                 con.close()
-                with self._writer():
-                    pass
-                con = self._connect(read_only=True, config=config)
-            elif version > SCHEMA_VERSION:
-                raise StoreError(f"store {self.path} has schema v{version}, newer than this toptune "
-                                 f"(v{SCHEMA_VERSION}); upgrade toptune")
-            yield con
-        finally:
-            con.close()
 
     @staticmethod
     def _version(con) -> int:
@@ -231,8 +269,9 @@ class Store:
                         [row[c] for c in cols])
         return run_id
 
-    def finish_run(self, run_id: str, result: dict, y_true=None, y_pred=None, samples=None) -> None:
-        """Record a finished run's results (and its test predictions) in one transaction."""
+    def finish_run(self, run_id: str, result: dict, y_true=None, y_pred=None, samples=None,
+                   epochs: list[dict] | None = None) -> None:
+        """Record a finished run's results, test predictions and epoch curves in one transaction."""
         values = {k: result[k] for k in RESULT_COLUMNS if k in result}
         values.setdefault("finished_at", utcnow())
         for key in ("params", "info"):
@@ -244,6 +283,10 @@ class Store:
                 samples = list(range(len(y_true))) if samples is None else [int(s) for s in samples]
                 con.execute("INSERT INTO predictions SELECT ?, unnest(?), unnest(?), unnest(?)",
                             [run_id, samples, [int(v) for v in y_true], [int(v) for v in y_pred]])
+            if epochs:
+                con.executemany(
+                    f"INSERT INTO epochs (run_id, {', '.join(EPOCH_COLUMNS)}) VALUES (?{', ?' * len(EPOCH_COLUMNS)})",
+                    [[run_id, *(e.get(c) for c in EPOCH_COLUMNS)] for e in epochs])
 
     def fail_run(self, run_id: str, error: str) -> None:
         with self._writer() as con:
@@ -294,26 +337,41 @@ class Store:
             return self._reap_stale(con)
 
     # ---- reads -------------------------------------------------------------------------------
-    def runs(self, limit: int | None = None, status: str | None = None) -> list[dict]:
-        """Runs, newest first, as dicts (params/info decoded)."""
+    def runs(self, limit: int | None = None, status: str | None = None, linked_by: str | None = None,
+             **equals) -> list[dict]:
+        """Runs, newest first, as dicts (params/info decoded).
+
+        ``equals`` filters on columns (``comparison_id="…"``); ``linked_by="comparison_id"`` keeps runs
+        where that column is set.
+        """
         if status is not None and status not in STATUSES:
             raise StoreError(f"unknown status {status!r} (one of {', '.join(STATUSES)})")
-        sql = "SELECT * FROM runs" + (" WHERE status = ?" if status else "") + " ORDER BY created_at DESC"
-        sql += f" LIMIT {int(limit)}" if limit else ""
+        if status is not None:
+            equals["status"] = status
         with self._reader() as con:
-            cur = con.execute(sql, [status] if status else [])
+            columns = {r[0] for r in con.execute("DESCRIBE runs").fetchall()}
+            unknown = (set(equals) | ({linked_by} if linked_by else set())) - columns
+            if unknown:
+                raise StoreError(f"unknown runs column(s): {', '.join(sorted(unknown))}")
+            where = [f"{c} = ?" for c in equals] + ([f"{linked_by} IS NOT NULL"] if linked_by else [])
+            sql = "SELECT * FROM runs" + (" WHERE " + " AND ".join(where) if where else "")
+            sql += " ORDER BY created_at DESC" + (f" LIMIT {int(limit)}" if limit else "")
+            cur = con.execute(sql, list(equals.values()))
             cols = [d[0] for d in cur.description]
             rows = [dict(zip(cols, r)) for r in cur.fetchall()]
-        if any(r["status"] == "running" and r["host"] == socket.gethostname() for r in rows):
-            if self._stale_ids([(r["id"], r["pid"], r["created_at"]) for r in rows if r["status"] == "running"
-                                and r["host"] == socket.gethostname()]):
-                self.reap_stale()
-                return self.runs(limit, status)
-        for r in rows:
-            for key in ("params", "info", "spec"):
-                if isinstance(r.get(key), str):
-                    r[key] = json.loads(r[key])
-        return rows
+        here = [(r["id"], r["pid"], r["created_at"]) for r in rows
+                if r["status"] == "running" and r["host"] == socket.gethostname()]
+        if here and self._stale_ids(here):
+            self.reap_stale()
+            return self.runs(limit, None, linked_by, **equals)
+        return [_decode(r) for r in rows]
+
+    def epochs(self, run_id: str) -> list[dict]:
+        """Per-epoch curves of a fine-tuning run, in order."""
+        with self._reader() as con:
+            cur = con.execute("SELECT * FROM epochs WHERE run_id = ? ORDER BY epoch", [run_id])
+            cols = [d[0] for d in cur.description]
+            return [dict(zip(cols, r)) for r in cur.fetchall()]
 
     def get_run(self, run_id: str) -> dict:
         with self._reader() as con:
@@ -321,11 +379,7 @@ class Store:
             row = cur.fetchone()
             if row is None:
                 raise StoreError(f"no run with id {run_id} in {self.path}")
-            out = dict(zip([d[0] for d in cur.description], row))
-        for key in ("params", "info", "spec"):
-            if isinstance(out.get(key), str):
-                out[key] = json.loads(out[key])
-        return out
+            return _decode(dict(zip([d[0] for d in cur.description], row)))
 
     def query(self, sql: str, timeout_s: float = 30.0, max_rows: int | None = 10_000) -> QueryResult:
         """Run one read-only SELECT in a sandbox (no files, no network, no extensions, capped memory)."""
@@ -347,6 +401,13 @@ class Store:
                 timer.cancel()
         truncated = bool(max_rows) and len(rows) > max_rows
         return QueryResult(columns, rows[:max_rows] if truncated else rows, truncated)
+
+
+def _decode(row: dict) -> dict:
+    for key in ("params", "info", "spec"):
+        if isinstance(row.get(key), str):
+            row[key] = json.loads(row[key])
+    return row
 
 
 def _parse(con, sql: str):

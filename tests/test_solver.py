@@ -102,7 +102,7 @@ def test_kernel_rows_products_match_dense(data):
     X, _, _ = data
     X = torch.as_tensor(X)
     centres, V = X[:20], torch.randn(20, 3, dtype=torch.float64)
-    rows = falkon._KernelRows(X, centres, "gaussian", SIGMA, block_rows=3, store_bytes=0)
+    rows = falkon._KernelRows(X, centres, "gaussian", SIGMA, block_rows=3)
     dense = kernel_matrix(X, centres, "gaussian", SIGMA)
     assert rows.stored is None
     torch.testing.assert_close(rows.gram_matmul(V), dense.T @ (dense @ V))

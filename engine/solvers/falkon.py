@@ -9,6 +9,11 @@ by conjugate gradient, preconditioned with ``B = T⁻¹ A⁻¹ / √n`` where ``
 ``AᵀA = T Tᵀ / M + λ I``. B makes the system close to the identity whenever ``K_nMᵀ K_nM ≈ (n/M) K_MM²``,
 which is why a handful of iterations suffice. Every right-hand side (one per class) is solved at once.
 
+The products with ``K_nMᵀ K_nM`` come from one of three strategies (``strategy_`` after a fit):
+``gram`` forms the M×M matrix ``K_nMᵀ K_nM`` in one blocked pass, after which an iteration costs only M²
+per class; ``store`` keeps K_nM and multiplies by it twice per iteration; ``stream`` recomputes K_nM block
+by block in every iteration, for when it fits in no memory. ``auto`` picks the cheapest from the sizes.
+
 As in Falkon, the penalty uses ``K_MM + jitter·I`` (``TᵀT``; jitter ≈ 1e-13·trace(K_MM) in float64,
 1e-5·trace in float32). Without it a rank-deficient K_MM (the linear kernel with M > d, duplicated
 points) leaves a null space in which round-off accumulates and CG diverges.
@@ -22,16 +27,27 @@ from typing import Callable, Iterator
 import torch
 
 from ..errors import SolverError
+from . import memory
+from .kernels import KERNELS, kernel_matrix, median_sigma
 
-KERNELS = ("gaussian", "laplacian", "linear")
+__all__ = ["KERNELS", "DTYPES", "STRATEGIES", "FalkonSolver", "conjugate_gradient", "kernel_matrix",
+           "median_sigma", "resolve_device", "resolve_dtype"]
+
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
+STRATEGIES = ("auto", "gram", "store", "stream")
 # Diagonal jitter relative to trace(K_MM), as in Falkon: it must outweigh round-off in each precision yet
 # stay negligible against the spectrum.
 _EPS = {torch.float32: 1e-5, torch.float64: 1e-13}
 _JITTER_GROWTH = 100.0
 _CHOLESKY_TRIES = 5
-_BLOCK_ELEMENTS = 2**22  # one kernel block: 16 MiB in float32
-_STORE_BYTES = 2**28  # K_nM is kept between CG iterations only up to 256 MiB, else recomputed
+# A product with a stored K_nM and a few columns streams K_nM from memory; forming K_nMᵀK_nM runs at the
+# full speed of a matrix product. Measured on CPU the former is about this many times slower per flop.
+_MEMORY_BOUND_SLOWDOWN = {"cpu": 8.0, "cuda": 4.0}
+_SWEEP_BYTES = 2**23
+# Row blocks of a fixed size make a test row's score independent of the rows predicted with it; models
+# this small (M·d) predict in float64 instead, where such differences are far below any tolerance.
+_PREDICT_ROWS = {"cpu": 256, "cuda": 4096}
+_SMALL_MODEL = 2**16
 
 
 def resolve_device(device: str | torch.device | None) -> torch.device:
@@ -50,39 +66,6 @@ def resolve_dtype(dtype: str | torch.dtype) -> torch.dtype:
     if isinstance(dtype, str) and dtype in DTYPES:
         return DTYPES[dtype]
     raise ValueError(f"dtype must be 'float32' or 'float64', got {dtype!r}")
-
-
-def kernel_matrix(X: torch.Tensor, Z: torch.Tensor, kernel: str = "gaussian", sigma: float = 1.0) -> torch.Tensor:
-    """``K[i, j] = k(X[i], Z[j])``; use ``_KernelRows`` rather than this for many rows."""
-    if kernel == "linear":
-        return X @ Z.T
-    sq = _squared_distances(X, Z)
-    if kernel == "gaussian":
-        return sq.mul_(-0.5 / sigma**2).exp_()
-    if kernel == "laplacian":
-        return sq.sqrt_().mul_(-1.0 / sigma).exp_()
-    raise ValueError(f"unknown kernel {kernel!r} (choose from {', '.join(KERNELS)})")
-
-
-def _squared_distances(X: torch.Tensor, Z: torch.Tensor) -> torch.Tensor:
-    # The expanded form costs one matrix product; the clamp removes the small negatives its round-off leaves.
-    sq = X @ Z.T
-    sq.mul_(-2.0).add_((X * X).sum(1, keepdim=True)).add_((Z * Z).sum(1))
-    return sq.clamp_min_(0.0)
-
-
-def median_sigma(X: torch.Tensor, max_points: int = 1000, generator: torch.Generator | None = None) -> float:
-    """Median pairwise euclidean distance over a random subsample of at most ``max_points`` rows."""
-    X = torch.as_tensor(X)
-    if X.ndim != 2 or X.shape[0] < 2:
-        raise ValueError(f"median_sigma needs a 2-D array with at least 2 rows, got shape {tuple(X.shape)}")
-    if X.shape[0] > max_points:
-        keep = torch.randperm(X.shape[0], generator=generator)[:max_points]
-        X = X[keep.to(X.device)]
-    dist = torch.pdist(X.double())
-    # Duplicated rows give zero distances that would drag the median to an unusable bandwidth of 0.
-    dist = dist[dist > 0]
-    return float(dist.median()) if dist.numel() else 1.0
 
 
 def conjugate_gradient(
@@ -122,13 +105,13 @@ def _safe_divide(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
 
 
 class _KernelRows:
-    """``K_nM = K(X, C)`` used block by block, so memory stays bounded; stored whole when it fits the budget."""
+    """``K_nM = K(X, C)`` used block by block, so memory stays bounded; stored whole when ``store``."""
 
-    def __init__(self, X, C, kernel, sigma, block_rows, store_bytes):
+    def __init__(self, X, C, kernel, sigma, block_rows, store=False):
         self.X, self.C, self.kernel, self.sigma = X, C, kernel, sigma
         self.block_rows = block_rows
         self.stored = None
-        if X.shape[0] * C.shape[0] * X.element_size() <= store_bytes:
+        if store:
             self.stored = X.new_empty(X.shape[0], C.shape[0])
             for rows, block in self._compute_blocks():
                 self.stored[rows] = block
@@ -139,23 +122,100 @@ class _KernelRows:
             yield rows, kernel_matrix(self.X[rows], self.C, self.kernel, self.sigma)
 
     def blocks(self) -> Iterator[tuple[slice, torch.Tensor]]:
-        if self.stored is not None:
-            return iter([(slice(None), self.stored)])
-        return self._compute_blocks()
+        if self.stored is None:
+            return self._compute_blocks()
+        # Slices of the stored matrix small enough to stay in cache between the two products with each.
+        step = max(1, _SWEEP_BYTES // (self.stored.shape[1] * self.stored.element_size()))
+        return ((slice(s, s + step), self.stored[s:s + step]) for s in range(0, self.stored.shape[0], step))
 
+    # Products are taken as (Wᵀ K)ᵀ rather than Kᵀ W: with few columns in W, BLAS runs the former several
+    # times faster on a row-major K.
     def t_matmul(self, Y: torch.Tensor) -> torch.Tensor:
         """``K_nMᵀ Y``."""
-        out = Y.new_zeros(self.C.shape[0], Y.shape[1])
+        out = Y.new_zeros(Y.shape[1], self.C.shape[0])
         for rows, block in self.blocks():
-            out.addmm_(block.T, Y[rows])
-        return out
+            out.addmm_(Y[rows].T, block)
+        return out.T
 
     def gram_matmul(self, V: torch.Tensor) -> torch.Tensor:
         """``K_nMᵀ K_nM V`` without ever forming the M×M product."""
-        out = V.new_zeros(self.C.shape[0], V.shape[1])
+        out = V.new_zeros(V.shape[1], self.C.shape[0])
         for _, block in self.blocks():
-            out.addmm_(block.T, block @ V)
-        return out
+            out.addmm_((block @ V).T, block)
+        return out.T
+
+    def whitened_gram(self, pc: "_Preconditioner", V: torch.Tensor) -> torch.Tensor:
+        """``T⁻ᵀ K_nMᵀ K_nM T⁻¹ V``."""
+        return pc.outer_t(self.gram_matmul(pc.outer(V)))
+
+    def whitened_rhs(self, pc: "_Preconditioner", Y: torch.Tensor) -> torch.Tensor:
+        """``T⁻ᵀ K_nMᵀ Y``."""
+        return pc.outer_t(self.t_matmul(Y))
+
+
+class _WhitenedGram:
+    """``H = T⁻ᵀ K_nMᵀ K_nM T⁻¹`` and ``T⁻ᵀ K_nMᵀ Y`` formed in one pass over K_nM; products then cost M².
+
+    Whitening each block (``K_b T⁻¹``) before squaring keeps the round-off of the sum relative to the
+    preconditioned problem. Squaring K_nM first and whitening after would blow its round-off up by
+    ``|T⁻¹|²`` in the directions where K_MM is nearly singular, exactly where the penalty is weakest; CG
+    then breaks down for small λ.
+    """
+
+    def __init__(self, rows: _KernelRows, Y: torch.Tensor, pc: "_Preconditioner"):
+        M = rows.C.shape[0]
+        t_inv = pc.outer(torch.eye(M, dtype=Y.dtype, device=Y.device))
+        self.H = Y.new_zeros(M, M)
+        rhs = Y.new_zeros(Y.shape[1], M)
+        chunks = _chunks(M)
+        for block_rows, block in rows.blocks():
+            whitened = block @ t_inv
+            _add_upper_gram(self.H, whitened, chunks)
+            rhs.addmm_(Y[block_rows].T, whitened)
+        _mirror_upper(self.H, chunks)
+        self.rhs = rhs.T
+
+    def whitened_gram(self, pc: "_Preconditioner", V: torch.Tensor) -> torch.Tensor:
+        return self.H @ V
+
+    def whitened_rhs(self, pc: "_Preconditioner", Y: torch.Tensor) -> torch.Tensor:
+        return self.rhs
+
+
+def _chunks(M: int, size: int = 1024) -> list[slice]:
+    # Column chunks of about ``size``: small enough that skipping the blocks below the diagonal saves
+    # real work, large enough that each product still runs at full speed.
+    count = max(1, round(M / size))
+    step = -(-M // count)
+    return [slice(start, min(start + step, M)) for start in range(0, M, step)]
+
+
+def _add_upper_gram(G: torch.Tensor, K: torch.Tensor, chunks: list[slice]) -> None:
+    """``G += KᵀK`` on the chunk blocks on and above the diagonal only, as G is symmetric."""
+    for i, a in enumerate(chunks):
+        for b in chunks[i:]:
+            G[a, b].addmm_(K[:, a].T, K[:, b])
+
+
+def _mirror_upper(G: torch.Tensor, chunks: list[slice]) -> None:
+    # A product KᵀK is symmetric only up to round-off, and CG needs exact symmetry.
+    for i, a in enumerate(chunks):
+        G[a, a] = (G[a, a] + G[a, a].T) / 2
+        for b in chunks[i + 1:]:
+            G[b, a] = G[a, b].T
+
+
+def choose_strategy(n: int, M: int, d: int, k: int, maxiter: int, storable: bool, device: torch.device) -> str:
+    """The cheapest way to multiply by K_nMᵀK_nM for ``maxiter`` iterations of ``k`` columns.
+
+    In multiply-adds beyond forming K_nM once (n·M·d): ``gram`` costs about 1.6·n·M² (whitening, then
+    the symmetric square); ``store`` costs 2·n·M·k per iteration, but at memory speed; ``stream``
+    recomputes K_nM in every iteration.
+    """
+    slowdown = _MEMORY_BOUND_SLOWDOWN.get(device.type, _MEMORY_BOUND_SLOWDOWN["cpu"])
+    if storable:
+        return "gram" if 1.6 * M <= 2 * maxiter * k * slowdown else "store"
+    return "gram" if 1.6 * M <= maxiter * d else "stream"
 
 
 def _cholesky_upper(matrix: torch.Tensor, jitter: float, what: str) -> tuple[torch.Tensor, float]:
@@ -173,32 +233,55 @@ def _cholesky_upper(matrix: torch.Tensor, jitter: float, what: str) -> tuple[tor
     )
 
 
+def jitter_scale(kmm: torch.Tensor, precision: torch.dtype | None = None) -> float:
+    """The jitter Falkon adds to K_MM's diagonal, ``eps·trace(K_MM)``, for ``precision`` (K_MM's own)."""
+    # The mean diagonal keeps the jitter meaningful for kernels whose diagonal is not 1 (linear).
+    scale = float(kmm.diagonal().mean()) or 1.0
+    return _EPS[precision or kmm.dtype] * kmm.shape[0] * scale
+
+
+def cholesky_kmm(kmm: torch.Tensor, precision: torch.dtype | None = None) -> tuple[torch.Tensor, float]:
+    """Upper T with ``TᵀT = K_MM + jitter·I``, and the jitter used; ``precision`` sets the jitter."""
+    if not bool(torch.isfinite(kmm).all()):
+        raise SolverError("the kernel matrix of the centres contains NaN/inf; check the features and sigma")
+    return _cholesky_upper(kmm, jitter_scale(kmm, precision), "K_MM")
+
+
 class _Preconditioner:
-    """Falkon's ``B = T⁻¹ A⁻¹ / √n``, applied with triangular solves only."""
+    """Falkon's ``B = T⁻¹ A⁻¹ / √n``, applied with triangular solves only: ``B = outer ∘ inner``."""
 
     def __init__(self, kmm: torch.Tensor, lam: float, n: int):
         M = kmm.shape[0]
-        if not bool(torch.isfinite(kmm).all()):
-            raise SolverError("the kernel matrix of the centres contains NaN/inf; check the features and sigma")
-        eps = _EPS[kmm.dtype]
-        # Scaling by the mean diagonal keeps the jitter meaningful for kernels whose diagonal is not 1 (linear).
-        scale = float(kmm.diagonal().mean()) or 1.0
-        self.T, self.jitter = _cholesky_upper(kmm, eps * M * scale, "K_MM")
+        self.T, self.jitter = cholesky_kmm(kmm)
         inner = self.T @ self.T.T / M
         inner.diagonal().add_(lam)
-        self.A, _ = _cholesky_upper(inner, eps * scale, "T Tᵀ/M + λI")
+        self.A, _ = _cholesky_upper(inner, jitter_scale(kmm) / M, "T Tᵀ/M + λI")
         self.root_n = math.sqrt(n)
         self.lam = lam
 
+    def inner(self, U: torch.Tensor) -> torch.Tensor:
+        """``A⁻¹ U / √n``."""
+        return torch.linalg.solve_triangular(self.A, U, upper=True) / self.root_n
+
+    def inner_t(self, W: torch.Tensor) -> torch.Tensor:
+        """``A⁻ᵀ W / √n``."""
+        return torch.linalg.solve_triangular(self.A.T, W, upper=False) / self.root_n
+
+    def outer(self, V: torch.Tensor) -> torch.Tensor:
+        """``T⁻¹ V``."""
+        return torch.linalg.solve_triangular(self.T, V, upper=True)
+
+    def outer_t(self, W: torch.Tensor) -> torch.Tensor:
+        """``T⁻ᵀ W``."""
+        return torch.linalg.solve_triangular(self.T.T, W, upper=False)
+
     def apply(self, U: torch.Tensor) -> torch.Tensor:
         """``B U``."""
-        V = torch.linalg.solve_triangular(self.A, U, upper=True)
-        return torch.linalg.solve_triangular(self.T, V, upper=True) / self.root_n
+        return self.outer(self.inner(U))
 
     def apply_t(self, W: torch.Tensor) -> torch.Tensor:
         """``Bᵀ W``."""
-        V = torch.linalg.solve_triangular(self.T.T, W, upper=False)
-        return torch.linalg.solve_triangular(self.A.T, V, upper=False) / self.root_n
+        return self.inner_t(self.outer_t(W))
 
     def penalty(self, U: torch.Tensor) -> torch.Tensor:
         """``Bᵀ (λ n K̃_MM) B U = λ A⁻ᵀ A⁻¹ U``, with K̃_MM = TᵀT the jittered K_MM."""
@@ -210,20 +293,23 @@ class FalkonSolver:
     """Nyström kernel ridge regression; ``fit(X, Y)`` then ``predict(X)``, all in torch.
 
     ``sigma=None`` picks the median heuristic on the training points (ignored by the linear kernel).
-    ``M`` is capped at n. ``device=None`` uses CUDA when available. ``block_rows`` overrides how many rows
-    of a kernel matrix are formed at once; ``store_bytes`` is the largest K_nM kept between iterations.
-    After ``fit``: ``centers_``, ``center_indices_``, ``alpha_`` (M, k), ``sigma_``, ``n_iter_``, ``jitter_``.
+    ``M`` is capped at n. ``device=None`` uses CUDA when available. ``strategy`` chooses how products with
+    K_nMᵀK_nM are taken (see the module docstring). ``block_rows`` overrides how many rows of a kernel
+    matrix are formed at once and ``store_bytes`` the largest K_nM kept between iterations; both default
+    to shares of the device's free memory.
+    After ``fit``: ``centers_``, ``center_indices_``, ``alpha_`` (M, k), ``sigma_``, ``n_iter_``, ``jitter_``,
+    ``strategy_``.
     """
 
     def __init__(self, kernel: str = "gaussian", sigma: float | None = None, lam: float = 1e-6, M: int = 1000,
                  maxiter: int = 20, tol: float = 1e-7, dtype: str | torch.dtype = "float32",
                  device: str | torch.device | None = None, seed: int = 0, block_rows: int | None = None,
-                 store_bytes: int = _STORE_BYTES):
-        _check_settings(kernel, sigma, lam, M, maxiter, tol, block_rows)
+                 store_bytes: int | None = None, strategy: str = "auto"):
+        _check_settings(kernel, sigma, lam, M, maxiter, tol, block_rows, strategy)
         self.kernel, self.sigma, self.lam, self.M = kernel, sigma, float(lam), int(M)
         self.maxiter, self.tol, self.seed = int(maxiter), float(tol), int(seed)
         self.dtype, self.device = resolve_dtype(dtype), resolve_device(device)
-        self.block_rows, self.store_bytes = block_rows, store_bytes
+        self.block_rows, self.store_bytes, self.strategy = block_rows, store_bytes, strategy
 
     @torch.no_grad()
     def fit(self, X, Y) -> "FalkonSolver":
@@ -245,49 +331,70 @@ class FalkonSolver:
         X = self._tensor(X)
         if X.ndim != 2 or X.shape[1] != self.centers_.shape[1]:
             raise ValueError(f"expected X of shape (n, {self.centers_.shape[1]}), got {tuple(X.shape)}")
-        out = X.new_empty(X.shape[0], self.alpha_.shape[1])
-        # Scores are computed in float64: with a small λ, α is large and cancels, so float32 round-off,
-        # which depends on how many rows share a matrix product, would make a row's score depend on its
-        # batch. This costs one kernel block per test row, little next to fitting.
-        centres, alpha = self.centers_.double(), self.alpha_.double()
-        rows = self._block_rows(self.centers_.shape[0])
+        work = torch.float64 if self.centers_.numel() <= _SMALL_MODEL else self.dtype
+        centres, alpha = self.centers_.to(work), self.alpha_.double()
+        rows = _PREDICT_ROWS.get(X.device.type, _PREDICT_ROWS["cpu"])
+        out = X.new_empty(X.shape[0], alpha.shape[1])
         for start in range(0, X.shape[0], rows):
-            block = kernel_matrix(X[start:start + rows].double(), centres, self.kernel, self.sigma_)
-            out[start:start + rows] = block @ alpha
+            block = _padded(X[start:start + rows].to(work), rows)
+            # Scores accumulate in float64: with a small λ, α is large and its terms cancel.
+            scores = kernel_matrix(block, centres, self.kernel, self.sigma_).double() @ alpha
+            out[start:start + rows] = scores[: min(rows, X.shape[0] - start)]
         return out[:, 0] if self._squeeze else out
 
     def _solve(self, X: torch.Tensor, Y: torch.Tensor) -> tuple[torch.Tensor, int]:
-        n = X.shape[0]
-        knm = _KernelRows(X, self.centers_, self.kernel, self.sigma_,
-                          self._block_rows(self.centers_.shape[0]), self.store_bytes)
+        n, d = X.shape
+        M = self.centers_.shape[0]
+        free = memory.free_bytes(X.device)
+        store_bytes = memory.store_budget(X.device, free) if self.store_bytes is None else self.store_bytes
+        storable = n * M * X.element_size() <= store_bytes
+        self.strategy_ = self.strategy if self.strategy != "auto" else \
+            choose_strategy(n, M, d, Y.shape[1], self.maxiter, storable, X.device)
+        rows = self.block_rows or memory.block_rows(2 * (M + d) * X.element_size(), X.device, free)
+        knm = _KernelRows(X, self.centers_, self.kernel, self.sigma_, rows, store=self.strategy_ == "store")
         kmm = kernel_matrix(self.centers_, self.centers_, self.kernel, self.sigma_)
         pc = _Preconditioner(kmm, self.lam, n)
         del kmm
         self.jitter_ = pc.jitter
+        products = _WhitenedGram(knm, Y, pc) if self.strategy_ == "gram" else knm
 
         def system(U):
-            return pc.apply_t(knm.gram_matmul(pc.apply(U))) + pc.penalty(U)
+            return pc.inner_t(products.whitened_gram(pc, pc.inner(U))) + pc.penalty(U)
 
-        beta, n_iter = conjugate_gradient(system, pc.apply_t(knm.t_matmul(Y)), self.maxiter, self.tol)
+        rhs = pc.inner_t(products.whitened_rhs(pc, Y))
+        beta, n_iter = conjugate_gradient(system, rhs, self.maxiter, self.tol)
         return pc.apply(beta), n_iter
 
     def _bandwidth(self, X: torch.Tensor, generator: torch.Generator) -> float | None:
         if self.kernel == "linear":
             return None
-        return float(self.sigma) if self.sigma is not None else median_sigma(X, generator=generator)
+        sigma = float(self.sigma) if self.sigma is not None else median_sigma(X, generator=generator)
+        if _inverse_bandwidth(self.kernel, sigma) > torch.finfo(self.dtype).max:
+            raise SolverError(f"sigma={sigma:g} is too small for {self.dtype}: the kernel would be NaN/inf; "
+                              "standardise the features or choose a larger sigma")
+        return sigma
 
     def _sample_centres(self, n: int, generator: torch.Generator) -> torch.Tensor:
         # Sorted indices keep centres in data order, so the same seed gives the same centres on any device.
         return torch.randperm(n, generator=generator)[: min(self.M, n)].sort().values
 
-    def _block_rows(self, M: int) -> int:
-        return self.block_rows or max(1, _BLOCK_ELEMENTS // M)
-
     def _tensor(self, A) -> torch.Tensor:
         return torch.as_tensor(A, dtype=self.dtype, device=self.device)
 
 
-def _check_settings(kernel, sigma, lam, M, maxiter, tol, block_rows) -> None:
+def _inverse_bandwidth(kernel: str, sigma: float) -> float:
+    return 0.5 / sigma**2 if kernel == "gaussian" else 1.0 / sigma
+
+
+def _padded(block: torch.Tensor, rows: int) -> torch.Tensor:
+    if block.shape[0] == rows:
+        return block
+    out = block.new_zeros(rows, block.shape[1])
+    out[: block.shape[0]] = block
+    return out
+
+
+def _check_settings(kernel, sigma, lam, M, maxiter, tol, block_rows, strategy) -> None:
     if kernel not in KERNELS:
         raise ValueError(f"unknown kernel {kernel!r} (choose from {', '.join(KERNELS)})")
     if sigma is not None and not (math.isfinite(sigma) and sigma > 0):
@@ -299,6 +406,8 @@ def _check_settings(kernel, sigma, lam, M, maxiter, tol, block_rows) -> None:
             raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
     if not (math.isfinite(tol) and tol >= 0):
         raise ValueError(f"tol must be a finite number >= 0, got {tol!r}")
+    if strategy not in STRATEGIES:
+        raise ValueError(f"strategy must be one of {', '.join(STRATEGIES)}, got {strategy!r}")
 
 
 def _check_data(X: torch.Tensor, Y: torch.Tensor) -> None:

@@ -46,6 +46,7 @@ class _EfficientNetLite(TimmBackbone):
         "pretrain_source": Param("str", None, "pre-training data to record (default: imagenet-1k)"),
         "init_seed": Param("int", 0, "seed of the random initialisation when weights=none"),
     }
+    check_params = {}  # the bundled weights are offline; TimmBackbone's 'model' does not apply here
 
     def __init__(self, weights="bundled", pretrain_source=None, init_seed=0):
         super().__init__(f"efficientnet_{self.variant}", weights, pretrain_source or None, init_seed)

@@ -93,6 +93,8 @@ class TimmBackbone:
         "pretrain_source": Param("str", None, "pre-training data to record, e.g. imagenet-1k (default: inferred)"),
         "init_seed": Param("int", 0, "seed of the random initialisation when weights=none"),
     }
+    # `toptune plugins check timm` must not download: a small model, randomly initialised.
+    check_params = {"model": "resnet18", "weights": "none"}
 
     def __init__(self, model=None, weights="timm", pretrain_source=None, init_seed=0):
         if not model:

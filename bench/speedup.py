@@ -1,0 +1,55 @@
+"""Top-tuning vs fine-tuning, measured side by side in one run: accuracy of each and the speed-up.
+
+    python bench/speedup.py                       # digits, EfficientNet-Lite0, preset for this machine
+    python bench/speedup.py --preset gpu --seeds 3 --classifiers kernel,ridge,logistic,fc-head
+
+Each classifier gets its own comparison (the fine-tuning runs are shared through the store only by
+their settings, so they are re-run per comparison to keep every comparison self-contained).
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+from pathlib import Path
+
+from toptune import compare as cmp
+from toptune.features import FeatureCache
+from toptune.progress import Progress, TqdmProgress
+from toptune.store import Store
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--dataset", default="digits")
+    ap.add_argument("--backbone", default="efficientnet_lite0")
+    ap.add_argument("--classifiers", default="kernel", help="comma-separated top-tuning classifiers")
+    ap.add_argument("--seeds", type=int, default=None)
+    ap.add_argument("--preset", default="auto")
+    ap.add_argument("--param", action="append", default=[], help="key=value for both methods")
+    ap.add_argument("--store", default=None, help="store file (default: a temporary one)")
+    ap.add_argument("--quiet", action="store_true")
+    args = ap.parse_args()
+    shared = dict(p.split("=", 1) for p in args.param)
+    store = Store(args.store or Path(tempfile.mkdtemp()) / "bench.duckdb")
+    cache = FeatureCache(Path(tempfile.mkdtemp()) / "features")  # cold cache: extraction is measured
+    progress = Progress() if args.quiet else TqdmProgress()
+    rows, t0 = [], time.perf_counter()
+    for clf in args.classifiers.split(","):
+        specs = cmp.plan(args.dataset, args.backbone, clf, args.seeds, shared, preset=args.preset)
+        rows.append(cmp.compare(specs, store, cache=cache, progress=progress))
+    print(f"\n{args.dataset} · {args.backbone} · preset {args.preset} · {time.perf_counter() - t0:.0f} s in all")
+    header = f"{'classifier':<10} {'top-tuning acc':>16} {'fine-tuning acc':>16} {'Δ points':>9} " \
+             f"{'top s':>7} {'fine s':>7} {'speed-up':>9}  verdict"
+    print(header)
+    print("-" * len(header))
+    for c in rows:
+        print(f"{c.classifier:<10} {c.top.accuracy:>9.4f} ± {c.top.accuracy_std:.3f} "
+              f"{c.fine.accuracy:>9.4f} ± {c.fine.accuracy_std:.3f} {c.delta_points:>+9.2f} "
+              f"{c.top.train_time_s:>7.1f} {c.fine.train_time_s:>7.1f} {c.speedup:>8.1f}×  {c.verdict}")
+    print(f"store: {store.path}")
+
+
+if __name__ == "__main__":
+    main()

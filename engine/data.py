@@ -1,0 +1,53 @@
+"""Dataset helpers shared by the methods: fixed subsets, metadata, the preprocessing actually used."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from . import registry
+
+
+def fixed_subset(labels: np.ndarray, limit: int | None, seed: int = 0) -> np.ndarray | None:
+    """A stratified subset that depends only on the split (not the run seed), so runs share it."""
+    if limit is None or limit >= len(labels):
+        return None
+    from sklearn.model_selection import train_test_split
+
+    idx = np.arange(len(labels))
+    n_classes = len(np.unique(labels))
+    stratify = labels if n_classes <= limit <= len(labels) - n_classes else None
+    keep, _ = train_test_split(idx, train_size=limit, stratify=stratify, random_state=seed)
+    return np.sort(keep)
+
+
+def holdout(labels: np.ndarray, indices: np.ndarray, fraction: float, seed: int = 0):
+    """Split ``indices`` into (kept, held out) with a stratified ``fraction`` held out."""
+    from sklearn.model_selection import train_test_split
+
+    sub = labels[indices]
+    n_held = max(int(round(fraction * len(indices))), len(np.unique(sub)))
+    stratify = sub if np.bincount(sub).max() > 1 and n_held <= len(indices) - len(np.unique(sub)) else None
+    kept, held = train_test_split(indices, test_size=n_held, stratify=stratify, random_state=seed)
+    return np.sort(kept), np.sort(held)
+
+
+def dataset_info(splits) -> dict:
+    """A dataset's metadata: #train, #test, #classes, class names, mean image size and the plugin's extras."""
+    info = {"n_train": len(splits.train), "n_test": len(splits.test), "n_classes": len(splits.classes),
+            **splits.info, "classes": list(map(str, splits.classes))}
+    info.setdefault("mean_image_size", None)
+    return info
+
+
+def describe_dataset(name: str, params: dict | None = None) -> dict:
+    """Load a dataset (no feature extraction) and return its metadata."""
+    values = registry.resolve_params("dataset", name, params or {})
+    return dataset_info(registry.create("dataset", name, **values).load())
+
+
+def preprocessing(backbone, image_size: int | None) -> dict:
+    """The backbone's preprocessing, with the input size overridden when a run asks for one."""
+    pre = dict(backbone.preprocessing)
+    if image_size:
+        pre["input_size"] = int(image_size)
+    return pre

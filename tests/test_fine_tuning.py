@@ -1,0 +1,161 @@
+"""Fine-tuning, comparisons and the report, on a tiny in-process backbone so each run takes a second."""
+
+import numpy as np
+import pytest
+import torch
+
+from toptune import compare as cmp
+from toptune import registry
+from toptune.errors import ParamError
+from toptune.params import Param
+from toptune.runner import execute, run
+from toptune.spec import RunSpec
+from toptune.store import Store
+
+TINY = {"max_train": 120, "max_test": 60, "image_size": 16, "batch_size": 16}
+FAST_FT = {**TINY, "epochs": 2, "lr": 3e-3, "warmup_epochs": 0.5}
+
+
+class TinyNet(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.stem = torch.nn.Conv2d(3, 8, 3, padding=1)
+        self.bn = torch.nn.BatchNorm2d(8)
+        self.block = torch.nn.Conv2d(8, 16, 3, padding=1)
+        self.num_features = 16
+
+    def forward(self, x):
+        x = torch.relu(self.bn(self.stem(x)))
+        return torch.relu(self.block(x)).mean((2, 3))
+
+
+@pytest.fixture(autouse=True)
+def tiny_backbone():
+    @registry.register_backbone("tiny-cnn")
+    class Tiny:
+        api_version, description, pretrain_source = 1, "a tiny CNN for tests", "none"
+        params = {"init_seed": Param("int", 0)}
+        preprocessing = {"input_size": 16, "interpolation": "bilinear", "crop_pct": 1.0,
+                         "mean": [0.5] * 3, "std": [0.5] * 3}
+        built: list = []
+
+        def __init__(self, init_seed=0):
+            self.init_seed = init_seed
+
+        def build(self):
+            torch.manual_seed(self.init_seed)
+            module = TinyNet().eval()
+            for p in module.parameters():
+                p.requires_grad_(False)
+            Tiny.built.append((module, {k: v.clone() for k, v in module.state_dict().items()}))
+            return module
+
+        def weights_digest(self):
+            return f"tiny-{self.init_seed}"
+
+    yield Tiny
+    registry.unregister("backbone", "tiny-cnn")
+
+
+def _changed(module, before):
+    return {k for k, v in module.state_dict().items() if not torch.equal(v, before[k])}
+
+
+def test_fine_tuning_changes_backbone_weights_and_top_tuning_does_not(tiny_backbone, tmp_path):
+    execute(RunSpec("fine-tune", "tiny-cnn", "digits", None, FAST_FT))
+    module, before = tiny_backbone.built[-1]
+    assert {"stem.weight", "block.weight"} <= _changed(module, before)
+    execute(RunSpec("top-tune", "tiny-cnn", "digits", "ridge", {**TINY, "cache": False}))
+    module, before = tiny_backbone.built[-1]
+    assert _changed(module, before) == set()  # bit-identical, batch-norm statistics included
+
+
+def test_partial_fine_tuning_freezes_up_to_the_named_module(tiny_backbone):
+    full = execute(RunSpec("fine-tune", "tiny-cnn", "digits", None, FAST_FT))
+    part = execute(RunSpec("fine-tune", "tiny-cnn", "digits", None, {**FAST_FT, "freeze_until": "bn"}))
+    module, before = tiny_backbone.built[-1]
+    changed = _changed(module, before)
+    assert "stem.weight" not in changed and "bn.weight" not in changed and "block.weight" in changed
+    assert part.trained_params == full.trained_params - (8 * 3 * 9 + 8 + 8 + 8)
+    with pytest.raises(ParamError, match="no module 'blocks.9'"):
+        execute(RunSpec("fine-tune", "tiny-cnn", "digits", None, {**FAST_FT, "freeze_until": "blocks.9"}))
+
+
+def test_same_seed_same_result_on_cpu():
+    a = execute(RunSpec("fine-tune", "tiny-cnn", "digits", None, FAST_FT, seed=3))
+    b = execute(RunSpec("fine-tune", "tiny-cnn", "digits", None, FAST_FT, seed=3))
+    c = execute(RunSpec("fine-tune", "tiny-cnn", "digits", None, FAST_FT, seed=4))
+    assert [e["train_loss"] for e in a.epochs] == [e["train_loss"] for e in b.epochs]
+    assert np.array_equal(a.y_pred, b.y_pred)
+    assert [e["train_loss"] for e in a.epochs] != [e["train_loss"] for e in c.epochs]
+
+
+def test_epochs_table_and_early_stopping(tmp_path):
+    store = Store(tmp_path / "s.duckdb")
+    params = {**FAST_FT, "epochs": 6, "val_fraction": 0.2, "patience": 1, "lr": 1e-6, "warmup_epochs": 0}
+    run_id, result = run(RunSpec("fine-tune", "tiny-cnn", "digits", None, params), store)
+    rows = store.epochs(run_id)
+    assert [r["epoch"] for r in rows] == list(range(1, len(rows) + 1)) == [e["epoch"] for e in result.epochs]
+    assert all(r["train_loss"] > 0 and r["time_s"] > 0 and r["val_accuracy"] is not None for r in rows)
+    assert len(rows) < 6  # at lr 1e-6 validation accuracy stalls, so patience 1 stops early
+    row = store.get_run(run_id)
+    assert row["status"] == "finished" and row["info"]["n_val"] == 24 and row["classifier"] is None
+    assert row["n_train"] == 96 and row["trained_params"] == sum(p.numel() for p in TinyNet().parameters()) + 16 * 10 + 10
+    with pytest.raises(ParamError, match="needs a validation split"):
+        run(RunSpec("fine-tune", "tiny-cnn", "digits", None, {**FAST_FT, "patience": 2}), store)
+
+
+def test_energy_estimate_is_stored_and_labelled(tmp_path):
+    store = Store(tmp_path / "s.duckdb")
+    run_id, result = run(RunSpec("top-tune", "tiny-cnn", "digits", "ridge",
+                                 {**TINY, "cpu_watts_per_core": 20.0, "carbon_intensity": 100.0}), store)
+    row = store.get_run(run_id)
+    assert row["energy_kwh"] > 0 and row["co2_g"] == pytest.approx(row["energy_kwh"] * 100.0)
+    watts = row["energy_kwh"] * 3.6e6 / row["train_time_s"]
+    # codecarbon scales the forced per-core power by how busy this process kept the cores, and adds RAM
+    assert 0 < watts <= 20.0 * torch.get_num_threads() + 30.0
+    assert row["energy_source"].startswith("estimate:") and "100 gCO2e/kWh" in row["energy_source"]
+
+
+@pytest.mark.parametrize("delta, expected", [
+    (0.0, "same"), (1.0, "same"), (-1.0, "same"), (1.01, "top-tuning better"), (-1.01, "fine-tuning better"),
+    (-30.0, "fine-tuning better"),
+])
+def test_verdict_rule(delta, expected):
+    assert cmp.verdict(delta) == expected
+
+
+def test_compare_links_runs_and_report_aggregates(tmp_path):
+    store = Store(tmp_path / "s.duckdb")
+    specs = cmp.plan("digits", "tiny-cnn", "ridge", seeds=2, shared=TINY, fine={"epochs": 1}, preset="gpu")
+    assert [(s.method, s.seed) for s in specs] == [("top-tune", 0), ("fine-tune", 0), ("top-tune", 1),
+                                                   ("fine-tune", 1)]
+    c = cmp.compare(specs, store)
+    rows = store.runs(comparison_id=c.comparison_id)
+    assert len(rows) == 4 and {r["status"] for r in rows} == {"finished"}
+    top = [r for r in rows if r["method"] == "top-tune"]
+    fine = [r for r in rows if r["method"] == "fine-tune"]
+    assert c.top.accuracy == pytest.approx(np.mean([r["accuracy"] for r in top]))
+    assert c.top.accuracy_std == pytest.approx(np.std([r["accuracy"] for r in top], ddof=1))
+    assert c.speedup == pytest.approx(np.mean([r["train_time_s"] for r in fine]) /
+                                      np.mean([r["train_time_s"] for r in top]))
+    assert c.delta_points == pytest.approx(100 * (c.top.accuracy - c.fine.accuracy))
+    assert {r["n_test"] for r in rows} == {60}  # same split and subset for both methods
+
+    cmp.compare(cmp.plan("digits", "tiny-cnn", "ridge", seeds=1, shared=TINY, fine={"epochs": 1}, preset="gpu"),
+                store)
+    store.start_run({"method": "fine-tune", "dataset": "digits", "comparison_id": "incomplete"})
+    items = cmp.comparisons(store)
+    assert len(items) == 2  # the incomplete one is left out
+    (backbone, overall) = cmp.aggregate(items)
+    assert backbone.group == "tiny-cnn" and overall.group == "all" and overall.n == 2
+    assert sum(overall.counts.values()) == 2
+    assert overall.speedup_min <= overall.speedup_median <= overall.speedup_max
+
+
+def test_plan_rejects_bad_input_before_running():
+    with pytest.raises(ParamError, match="unknown parameter 'M'"):
+        cmp.plan("digits", "tiny-cnn", shared={"M": 10}, preset="cpu")  # M is a classifier param: --top-param
+    with pytest.raises(ParamError, match="unknown preset"):
+        cmp.plan("digits", "tiny-cnn", preset="tpu")
+    assert cmp.plan("digits", "tiny-cnn", top={"M": 10}, preset="cpu")[0].params["M"] == 10
