@@ -54,7 +54,7 @@ def instance_problem(kind: str, obj: Any) -> str | None:
                 f"(e.g. 'imagenet-1k', or 'none' for random weights), got {source!r}")
     try:
         pre = obj.preprocessing
-    except Exception as exc:  # a property of third-party code may raise anything
+    except Exception as exc:  # noqa: BLE001 - a property of third-party code may raise anything
         return f"reading 'preprocessing' raised {type(exc).__name__}: {exc}"
     return preprocessing_problem(pre)
 

@@ -47,6 +47,7 @@ class RunResult:
     energy_kwh: float | None = None
     co2_g: float | None = None
     energy_source: str | None = None
+    metrics: dict | None = None  # method-specific figures beyond accuracy (e.g. purity for clustering)
     y_true: np.ndarray = field(default=None, repr=False)
     y_pred: np.ndarray = field(default=None, repr=False)
     samples: np.ndarray = field(default=None, repr=False)

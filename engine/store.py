@@ -87,6 +87,12 @@ MIGRATIONS: list[list[str]] = [
             time_s DOUBLE
         )""",
     ],
+    [
+        # Studies (robustness, data selection, clustering, sweeps) link runs; method-specific metrics
+        # (purity, NMI, ...) live in one JSON column so new methods need no schema change.
+        "ALTER TABLE runs ADD COLUMN study_id VARCHAR",
+        "ALTER TABLE runs ADD COLUMN metrics JSON",
+    ],
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -94,7 +100,7 @@ STATUSES = ("running", "finished", "failed", "interrupted")
 RESULT_COLUMNS = (
     "finished_at", "accuracy", "train_time_s", "extract_time_s", "fit_time_s", "predict_time_s",
     "peak_memory_mb", "trained_params", "n_train", "n_test", "n_classes", "feature_dim", "cache_hit",
-    "device", "pretrain_source", "params", "info", "energy_kwh", "co2_g", "energy_source",
+    "device", "pretrain_source", "params", "info", "energy_kwh", "co2_g", "energy_source", "metrics",
 )
 EPOCH_COLUMNS = ("epoch", "train_loss", "train_accuracy", "val_accuracy", "lr", "time_s")
 SANDBOX = {
@@ -274,7 +280,7 @@ class Store:
         """Record a finished run's results, test predictions and epoch curves in one transaction."""
         values = {k: result[k] for k in RESULT_COLUMNS if k in result}
         values.setdefault("finished_at", utcnow())
-        for key in ("params", "info"):
+        for key in ("params", "info", "metrics"):
             if key in values and not isinstance(values[key], str):
                 values[key] = json.dumps(values[key], sort_keys=True, default=str)
         with self._writer() as con:
@@ -404,7 +410,7 @@ class Store:
 
 
 def _decode(row: dict) -> dict:
-    for key in ("params", "info", "spec"):
+    for key in ("params", "info", "spec", "metrics"):
         if isinstance(row.get(key), str):
             row[key] = json.loads(row[key])
     return row

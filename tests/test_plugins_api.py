@@ -9,13 +9,12 @@ import sys
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
-
 from toptune import contract, registry
 from toptune.cli import app
 from toptune.errors import PluginError
 from toptune.plugin_check import check_plugins
 from toptune.store import Store
+from typer.testing import CliRunner
 
 from .conftest import write_distribution
 
@@ -266,7 +265,7 @@ def test_cli_check_reports_and_exits_non_zero_on_failure(plugin_site):
     write_distribution(plugin_site, "toptune-boom", {"toptune.backbones": {"boom": "boom_mod:X"}},
                        {"boom_mod.py": "raise ImportError('needs libfoo')\n"})
     proc = subprocess.run([sys.executable, "-m", "toptune.cli", "plugins", "check", "flat", "boom", "efficientnet_lite0"],
-                          capture_output=True, text=True, env={**os.environ, "COLUMNS": "200"})
+                          capture_output=True, text=True, check=False, env={**os.environ, "COLUMNS": "200"})
     assert proc.returncode == 1, proc.stderr
     lines = proc.stdout.splitlines()
     assert any(ln.startswith("FAIL backbone flat (toptune-bad 1.0): forward pass") for ln in lines)
@@ -318,7 +317,7 @@ EXAMPLE_PLUGINS = {"backbone": "lenet5", "classifier": "nearest-mean", "dataset"
 @needs_example
 def test_example_plugins_are_listed_checked_and_run(tmp_path):
     proc = subprocess.run([sys.executable, "-m", "toptune.cli", "plugins"], capture_output=True, text=True,
-                          env={**os.environ, "COLUMNS": "200"})
+                          check=False, env={**os.environ, "COLUMNS": "200"})
     assert proc.returncode == 0, proc.stderr
     for kind, name in EXAMPLE_PLUGINS.items():
         [line] = [ln for ln in proc.stdout.splitlines() if f" {name} " in ln]
@@ -342,5 +341,5 @@ def test_example_plugins_are_listed_checked_and_run(tmp_path):
 @needs_example
 def test_example_own_test_suite_passes():
     proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests"],
-                          cwd=EXAMPLE, capture_output=True, text=True)
+                          cwd=EXAMPLE, capture_output=True, text=True, check=False)
     assert proc.returncode == 0, proc.stdout[-3000:]

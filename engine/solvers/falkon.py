@@ -40,10 +40,11 @@ STRATEGIES = ("auto", "gram", "store", "stream")
 _EPS = {torch.float32: 1e-5, torch.float64: 1e-13}
 _JITTER_GROWTH = 100.0
 _CHOLESKY_TRIES = 5
-# A product with a stored K_nM and a few columns streams K_nM from memory; forming K_nMᵀK_nM runs at the
-# full speed of a matrix product. Measured on CPU the former is about this many times slower per flop.
-_MEMORY_BOUND_SLOWDOWN = {"cpu": 8.0, "cuda": 4.0}
-_SWEEP_BYTES = 2**23
+# Reading one entry of a stored K_nM takes as long as this many multiply-adds: a product with a few
+# columns runs at memory speed (measured on 2 CPU cores: 6 GB/s against 95 GMAC/s; GPUs are similar).
+_READ_COST = 64
+# Slices of a stored K_nM that both products of an iteration use while the slice is still in cache.
+_SWEEP_BYTES = 2**21
 # Row blocks of a fixed size make a test row's score independent of the rows predicted with it; models
 # this small (M·d) predict in float64 instead, where such differences are far below any tolerance.
 _PREDICT_ROWS = {"cpu": 256, "cuda": 4096}
@@ -113,13 +114,14 @@ class _KernelRows:
         self.stored = None
         if store:
             self.stored = X.new_empty(X.shape[0], C.shape[0])
-            for rows, block in self._compute_blocks():
-                self.stored[rows] = block
+            for _ in self._compute_blocks(self.stored):
+                pass
 
-    def _compute_blocks(self) -> Iterator[tuple[slice, torch.Tensor]]:
+    def _compute_blocks(self, into: torch.Tensor | None = None) -> Iterator[tuple[slice, torch.Tensor]]:
         for start in range(0, self.X.shape[0], self.block_rows):
             rows = slice(start, start + self.block_rows)
-            yield rows, kernel_matrix(self.X[rows], self.C, self.kernel, self.sigma)
+            out = None if into is None else into[rows]
+            yield rows, kernel_matrix(self.X[rows], self.C, self.kernel, self.sigma, out=out)
 
     def blocks(self) -> Iterator[tuple[slice, torch.Tensor]]:
         if self.stored is None:
@@ -128,8 +130,8 @@ class _KernelRows:
         step = max(1, _SWEEP_BYTES // (self.stored.shape[1] * self.stored.element_size()))
         return ((slice(s, s + step), self.stored[s:s + step]) for s in range(0, self.stored.shape[0], step))
 
-    # Products are taken as (Wᵀ K)ᵀ rather than Kᵀ W: with few columns in W, BLAS runs the former several
-    # times faster on a row-major K.
+    # Products are taken transposed, (Wᵀ K)ᵀ rather than Kᵀ W and Vᵀ Kᵀ rather than K V: with few columns
+    # in W or V, BLAS runs those forms markedly faster on a row-major K.
     def t_matmul(self, Y: torch.Tensor) -> torch.Tensor:
         """``K_nMᵀ Y``."""
         out = Y.new_zeros(Y.shape[1], self.C.shape[0])
@@ -141,7 +143,7 @@ class _KernelRows:
         """``K_nMᵀ K_nM V`` without ever forming the M×M product."""
         out = V.new_zeros(V.shape[1], self.C.shape[0])
         for _, block in self.blocks():
-            out.addmm_((block @ V).T, block)
+            out.addmm_(V.T @ block.T, block)
         return out.T
 
     def whitened_gram(self, pc: "_Preconditioner", V: torch.Tensor) -> torch.Tensor:
@@ -164,12 +166,11 @@ class _WhitenedGram:
 
     def __init__(self, rows: _KernelRows, Y: torch.Tensor, pc: "_Preconditioner"):
         M = rows.C.shape[0]
-        t_inv = pc.outer(torch.eye(M, dtype=Y.dtype, device=Y.device))
         self.H = Y.new_zeros(M, M)
         rhs = Y.new_zeros(Y.shape[1], M)
         chunks = _chunks(M)
         for block_rows, block in rows.blocks():
-            whitened = block @ t_inv
+            whitened = torch.linalg.solve_triangular(pc.T, block, upper=True, left=False)  # K_b T⁻¹
             _add_upper_gram(self.H, whitened, chunks)
             rhs.addmm_(Y[block_rows].T, whitened)
         _mirror_upper(self.H, chunks)
@@ -205,17 +206,17 @@ def _mirror_upper(G: torch.Tensor, chunks: list[slice]) -> None:
             G[b, a] = G[a, b].T
 
 
-def choose_strategy(n: int, M: int, d: int, k: int, maxiter: int, storable: bool, device: torch.device) -> str:
-    """The cheapest way to multiply by K_nMᵀK_nM for ``maxiter`` iterations of ``k`` columns.
+def choose_strategy(n: int, M: int, d: int, k: int, maxiter: int, storable: bool) -> str:
+    """The cheapest way to multiply by K_nMᵀK_nM in ``maxiter`` iterations with ``k`` columns.
 
-    In multiply-adds beyond forming K_nM once (n·M·d): ``gram`` costs about 1.6·n·M² (whitening, then
-    the symmetric square); ``store`` costs 2·n·M·k per iteration, but at memory speed; ``stream``
-    recomputes K_nM in every iteration.
+    Costs per entry of K_nM, beyond forming it once (d multiply-adds): ``gram`` about 1.3·M once
+    (whitening M/2, the symmetric square about 0.6·M, plus their lower efficiency); ``store`` 2·k per
+    iteration, but never less than reading the entry from memory; ``stream`` d + 2·k per iteration.
     """
-    slowdown = _MEMORY_BOUND_SLOWDOWN.get(device.type, _MEMORY_BOUND_SLOWDOWN["cpu"])
+    gram = 1.3 * M
     if storable:
-        return "gram" if 1.6 * M <= 2 * maxiter * k * slowdown else "store"
-    return "gram" if 1.6 * M <= maxiter * d else "stream"
+        return "gram" if gram <= maxiter * max(2 * k, _READ_COST) else "store"
+    return "gram" if gram <= maxiter * (d + 2 * k) else "stream"
 
 
 def _cholesky_upper(matrix: torch.Tensor, jitter: float, what: str) -> tuple[torch.Tensor, float]:
@@ -349,7 +350,7 @@ class FalkonSolver:
         store_bytes = memory.store_budget(X.device, free) if self.store_bytes is None else self.store_bytes
         storable = n * M * X.element_size() <= store_bytes
         self.strategy_ = self.strategy if self.strategy != "auto" else \
-            choose_strategy(n, M, d, Y.shape[1], self.maxiter, storable, X.device)
+            choose_strategy(n, M, d, Y.shape[1], self.maxiter, storable)
         rows = self.block_rows or memory.block_rows(2 * (M + d) * X.element_size(), X.device, free)
         knm = _KernelRows(X, self.centers_, self.kernel, self.sigma_, rows, store=self.strategy_ == "store")
         kmm = kernel_matrix(self.centers_, self.centers_, self.kernel, self.sigma_)
@@ -415,5 +416,6 @@ def _check_data(X: torch.Tensor, Y: torch.Tensor) -> None:
         raise ValueError(f"X must be a non-empty 2-D array (n, d), got shape {tuple(X.shape)}")
     if Y.shape[0] != X.shape[0]:
         raise ValueError(f"X has {X.shape[0]} rows but Y has {Y.shape[0]}")
-    if not (bool(torch.isfinite(X).all()) and bool(torch.isfinite(Y).all())):
+    # min and max are NaN or infinite exactly when some entry is; one pass, no n×d mask.
+    if not all(bool(torch.isfinite(v)) for A in (X, Y) for v in torch.aminmax(A)):
         raise ValueError("X and Y must contain only finite values (found NaN or inf)")

@@ -10,24 +10,27 @@ import torch
 KERNELS = ("gaussian", "laplacian", "linear")
 
 
-def kernel_matrix(X: torch.Tensor, Z: torch.Tensor, kernel: str = "gaussian", sigma: float | None = 1.0) -> torch.Tensor:
-    """``K[i, j] = k(X[i], Z[j])`` as one dense matrix; callers bound its size by passing row blocks."""
+def kernel_matrix(X: torch.Tensor, Z: torch.Tensor, kernel: str = "gaussian", sigma: float | None = 1.0,
+                  out: torch.Tensor | None = None) -> torch.Tensor:
+    """``K[i, j] = k(X[i], Z[j])`` as one dense matrix (written into ``out`` when given); callers bound its
+    size by passing row blocks."""
     if kernel == "linear":
-        return X @ Z.T
+        return torch.mm(X, Z.T, out=out)
     if kernel == "gaussian":
-        return _scaled_negative_distances(X, Z, 0.5 / sigma**2).exp_()
+        return _scaled_negative_distances(X, Z, 0.5 / sigma**2, out).exp_()
     if kernel == "laplacian":
-        return _scaled_negative_distances(X, Z, 1.0).neg_().sqrt_().mul_(-1.0 / sigma).exp_()
+        return _scaled_negative_distances(X, Z, 1.0, out).neg_().sqrt_().mul_(-1.0 / sigma).exp_()
     raise ValueError(f"unknown kernel {kernel!r} (choose from {', '.join(KERNELS)})")
 
 
-def _scaled_negative_distances(X: torch.Tensor, Z: torch.Tensor, scale: float) -> torch.Tensor:
+def _scaled_negative_distances(X: torch.Tensor, Z: torch.Tensor, scale: float,
+                               out: torch.Tensor | None = None) -> torch.Tensor:
     """``-scale·|x - z|²`` from one matrix product: the expansion saves forming every difference.
 
     The scale rides on the product and the norms, so no extra pass over the result is needed; the clamp
     removes the positive values the expansion's round-off leaves where points coincide.
     """
-    out = torch.addmm((Z * Z).sum(1).mul_(-scale), X, Z.T, alpha=2.0 * scale)
+    out = torch.addmm((Z * Z).sum(1).mul_(-scale), X, Z.T, alpha=2.0 * scale, out=out)
     out.sub_((X * X).sum(1, keepdim=True).mul_(scale))
     return out.clamp_max_(0.0)
 

@@ -1,22 +1,28 @@
-"""Kernel ridge classifier on one-hot targets, solved by Falkon (Nyström centres + preconditioned CG)."""
+"""Kernel ridge classifier on one-hot targets, solved by Falkon (Nyström centres + preconditioned CG).
+
+Features are standardised, then ``toptune.solvers.falkon.FalkonSolver`` fits one-hot
+targets. σ defaults to the median pairwise distance; ``sigma='auto'`` and/or ``lam='auto'`` pick them on
+held-out training points (``toptune.solvers.selection``). Torch tensors are used where they are, so CUDA
+inputs never travel through host memory.
+"""
 
 from __future__ import annotations
-
-import math
 
 import numpy as np
 import torch
 from sklearn.base import BaseEstimator, ClassifierMixin
+from sklearn.utils.multiclass import check_classification_targets
+from sklearn.utils.validation import check_is_fitted, column_or_1d
 
 from toptune.params import Param
-from toptune.solvers.falkon import DTYPES, KERNELS, FalkonSolver, median_sigma, resolve_device
+from toptune.solvers import selection
+from toptune.solvers.falkon import DTYPES, KERNELS, FalkonSolver, median_sigma, resolve_device, resolve_dtype
+from toptune.solvers.memory import default_centres
 
-from ._common import check_params, fit_inputs, one_hot, predict_inputs, scores_to_decision, winners
+from ._common import _to_numpy, check_params, fit_inputs, one_hot, predict_inputs, scores_to_decision, winners
 
-# Falkon needs about √n·log n centres for the statistical rate; 10·√n is that for realistic n, and the cap
-# keeps the M×M factorisations cheap (5000² floats is 100 MB).
-_M_PER_ROOT_N = 10
-_M_CAP = 5000
+DEFAULT_LAM = 1e-6
+_SCALE_ROWS = 8192  # rows standardised at once: bounds the temporaries
 
 
 class KernelClassifier(ClassifierMixin, BaseEstimator):
@@ -26,21 +32,23 @@ class KernelClassifier(ClassifierMixin, BaseEstimator):
     description = "Kernel ridge classifier (Falkon: Nyström centres + preconditioned conjugate gradient)"
     params = {
         "kernel": Param("str", "gaussian", "kernel function", choices=KERNELS),
-        "sigma": Param("float", None, "kernel bandwidth; None/'auto' = median pairwise distance of the "
-                       "standardised training features", min=1e-12, keywords=("auto",)),
-        "lam": Param("float", 1e-6, "ridge penalty λ (the objective is ||Kα - Y||² + λ n αᵀKα)", min=0.0),
-        "M": Param("int", None, f"Nyström centres; None/'auto' = min(n, {_M_PER_ROOT_N}·√n, {_M_CAP})",
-                   min=1, keywords=("auto",)),
+        "sigma": Param("float", None, "kernel bandwidth; None = median pairwise distance of the standardised "
+                       "training features; 'auto' = chosen with lam on held-out training points",
+                       min=1e-12, keywords=("auto",)),
+        "lam": Param("float", DEFAULT_LAM, "ridge penalty λ (the objective is ||Kα - Y||² + λ n αᵀKα); "
+                     "'auto' = chosen on held-out training points", min=0.0, keywords=("auto",)),
+        "M": Param("int", None, "Nyström centres; None/'auto' = min(n, 10·√n), fewer if the M×M matrices "
+                   "would not fit in memory", min=1, keywords=("auto",)),
         "maxiter": Param("int", 20, "conjugate-gradient iterations at most", min=1),
         "tol": Param("float", 1e-7, "conjugate-gradient tolerance on the relative residual", min=0.0),
         "standardize": Param("bool", True, "scale features to zero mean and unit variance first"),
         "dtype": Param("str", "float32", "floating-point precision of the solver", choices=tuple(DTYPES)),
         "device": Param("str", "auto", "where to compute; auto = CUDA when available",
                         choices=("auto", "cpu", "cuda")),
-        "seed": Param("int", 0, "seed of the Nyström centre sampling", min=0),
+        "seed": Param("int", 0, "seed of the Nyström centre sampling and of the held-out split", min=0),
     }
 
-    def __init__(self, kernel="gaussian", sigma=None, lam=1e-6, M=None, maxiter=20, tol=1e-7,
+    def __init__(self, kernel="gaussian", sigma=None, lam=DEFAULT_LAM, M=None, maxiter=20, tol=1e-7,
                  standardize=True, dtype="float32", device="auto", seed=0):
         self.kernel = kernel
         self.sigma = sigma
@@ -55,61 +63,135 @@ class KernelClassifier(ClassifierMixin, BaseEstimator):
 
     def fit(self, X, y):
         settings = check_params(self)
-        X, y = fit_inputs(self, X, y)
+        device, dtype = resolve_device(settings["device"]), resolve_dtype(settings["dtype"])
+        X, y = _fit_inputs(self, X, y, device)
         self.classes_, codes = np.unique(y, return_inverse=True)
-        solver = self._solver(settings, X.shape[0])
-        features = self._standardize_fit(_tensor(X, solver), settings["standardize"])
-        solver.sigma = self._bandwidth(settings, features)
-        self.solver_ = solver.fit(features, one_hot(codes, len(self.classes_)))
-        self.sigma_ = solver.sigma_
-        self.M_ = int(solver.centers_.shape[0])
-        self.n_iter_ = int(solver.n_iter_)
+        features = self._fit_scaling(X, settings["standardize"], dtype)
+        targets = torch.as_tensor(one_hot(codes, len(self.classes_)), dtype=dtype, device=device)
+        self.sigma_, self.lam_ = self._hyper_parameters(settings, features, targets)
+        M = settings["M"]
+        if M in (None, "auto"):
+            M = default_centres(features.shape[0], features.element_size(), device)
+        self.solver_ = FalkonSolver(
+            kernel=settings["kernel"], sigma=self.sigma_, lam=self.lam_, M=M, maxiter=settings["maxiter"],
+            tol=settings["tol"], dtype=dtype, device=device, seed=settings["seed"],
+        ).fit(features, targets)
+        self.M_ = int(self.solver_.centers_.shape[0])
+        self.n_iter_ = int(self.solver_.n_iter_)
         self.n_trained_params_ = self.M_ * len(self.classes_)
         return self
 
     def decision_function(self, X):
         """Per-class scores (n, n_classes); for two classes the score of ``classes_[1]`` minus ``classes_[0]``."""
-        X = predict_inputs(self, X)
-        scores = self.solver_.predict((_tensor(X, self.solver_) - self.mean_) / self.scale_)
+        X = _predict_inputs(self, X)
+        scores = self.solver_.predict(standardized(X, self.mean_, self.scale_, self.solver_.dtype))
         return scores_to_decision(scores.cpu().numpy())
 
     def predict(self, X):
         scores = self.decision_function(X)  # checks fitted before classes_ is read
         return winners(self.classes_, scores)
 
-    def _solver(self, settings: dict, n: int) -> FalkonSolver:
-        return FalkonSolver(
-            kernel=settings["kernel"], lam=settings["lam"], M=self._centres(settings["M"], n),
-            maxiter=settings["maxiter"], tol=settings["tol"], dtype=settings["dtype"],
-            device=resolve_device(settings["device"]), seed=settings["seed"],
-        )
-
-    def _standardize_fit(self, X: torch.Tensor, standardize: bool) -> torch.Tensor:
+    def _fit_scaling(self, X: torch.Tensor, standardize: bool, dtype: torch.dtype) -> torch.Tensor:
         if standardize:
-            self.mean_ = X.mean(0)
-            # Constant features have std 0; dividing by 1 leaves them at 0 instead of NaN.
-            std = X.std(0, unbiased=False)
-            self.scale_ = torch.where(std > 0, std, torch.ones_like(std))
+            self.mean_, self.scale_ = column_moments(X)
         else:
-            self.mean_ = X.new_zeros(X.shape[1])
-            self.scale_ = X.new_ones(X.shape[1])
-        return (X - self.mean_) / self.scale_
+            self.mean_ = torch.zeros(X.shape[1], dtype=torch.float64, device=X.device)
+            self.scale_ = torch.ones_like(self.mean_)
+        return standardized(X, self.mean_, self.scale_, dtype)
 
-    def _bandwidth(self, settings: dict, X: torch.Tensor) -> float | None:
-        sigma = settings["sigma"]
-        if settings["kernel"] == "linear":
-            return None
-        if sigma is not None and sigma != "auto":
-            return float(sigma)
-        return median_sigma(X, generator=torch.Generator().manual_seed(settings["seed"]))
+    def _hyper_parameters(self, settings: dict, X: torch.Tensor, Y: torch.Tensor) -> tuple[float | None, float]:
+        """(σ, λ): as given, σ from the median heuristic, or both from a held-out search (``search_``)."""
+        kernel, sigma, lam = settings["kernel"], settings["sigma"], settings["lam"]
+        self.search_ = None
+        median = None if kernel == "linear" else \
+            median_sigma(X, generator=torch.Generator().manual_seed(settings["seed"]))
+        fixed_sigma = median if sigma in (None, "auto") or kernel == "linear" else float(sigma)
+        search_sigma = sigma == "auto" and kernel != "linear"
+        if not search_sigma and lam != "auto":
+            return fixed_sigma, float(lam)
+        sigmas = selection.bandwidth_grid(median) if search_sigma else [fixed_sigma]
+        lams = selection.LAMBDAS if lam == "auto" else [float(lam)]
+        try:
+            search = selection.select(X, Y, kernel, sigmas, lams, seed=settings["seed"], precision=X.dtype)
+        except selection.TooFewPoints:
+            return fixed_sigma, DEFAULT_LAM if lam == "auto" else float(lam)
+        self.search_ = search.to_dict()
+        return search.sigma, search.lam
 
-    @staticmethod
-    def _centres(M, n: int) -> int:
-        if M is not None and M != "auto":
-            return min(int(M), n)
-        return max(1, min(n, _M_PER_ROOT_N * math.ceil(math.sqrt(n)), _M_CAP))
+
+def column_moments(X: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Column means and standard deviations, both float64.
+
+    A constant column gets scale 1: it is 0 after centring either way, and dividing by 0 would give NaN.
+    """
+    # Welford's one-pass update (torch accumulates float32 in float64 on CPU), so large offsets cost no
+    # precision.
+    var, mean = torch.var_mean(X, 0, correction=0)
+    mean, std = mean.double(), var.double().sqrt()
+    # Round-off leaves a "constant" column a spread of about 1e-7 (float32) of its value.
+    constant = std <= 4 * torch.finfo(X.dtype).eps * mean.abs()
+    return mean, torch.where(constant | (std == 0), torch.ones_like(std), std)
 
 
-def _tensor(X: np.ndarray, solver: FalkonSolver) -> torch.Tensor:
+def standardized(X: torch.Tensor, mean: torch.Tensor, scale: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """``(X - mean) / scale`` in ``dtype``, block by block to bound the temporaries."""
+    out = torch.empty(X.shape, dtype=dtype, device=X.device)
+    shift, factor = mean.to(dtype), (1.0 / scale).to(dtype)
+    for start in range(0, X.shape[0], _SCALE_ROWS):
+        rows = slice(start, start + _SCALE_ROWS)
+        torch.mul(X[rows].to(dtype) - shift, factor, out=out[rows])
+    return out
+
+
+def _fit_inputs(estimator, X, y, device: torch.device) -> tuple[torch.Tensor, np.ndarray]:
+    if isinstance(X, torch.Tensor):
+        X = _checked_tensor(estimator, X, reset=True)
+        return X.to(device), _checked_labels(estimator, y, X.shape[0])
+    X, y = fit_inputs(estimator, X, y)
+    return _host_tensor(X).to(device), y
+
+
+def _predict_inputs(estimator, X) -> torch.Tensor:
+    check_is_fitted(estimator)
+    device = estimator.solver_.device
+    if isinstance(X, torch.Tensor):
+        return _checked_tensor(estimator, X, reset=False).to(device)
+    return _host_tensor(predict_inputs(estimator, X)).to(device)
+
+
+def _host_tensor(X: np.ndarray) -> torch.Tensor:
     # torch warns on read-only arrays (e.g. memory-mapped features); only those pay for a copy.
-    return torch.as_tensor(X if X.flags.writeable else X.copy(), dtype=solver.dtype, device=solver.device)
+    return torch.as_tensor(X if X.flags.writeable else X.copy())
+
+
+def _checked_tensor(estimator, X: torch.Tensor, reset: bool) -> torch.Tensor:
+    """The checks scikit-learn applies to arrays, done in torch so the tensor stays on its device."""
+    name = type(estimator).__name__
+    X = X.detach()
+    if X.ndim != 2:
+        raise ValueError(f"Expected 2D array, got {X.ndim}D array instead")
+    if X.shape[0] == 0 or X.shape[1] == 0:
+        raise ValueError(f"Found array with shape {tuple(X.shape)}; {name} needs at least 1 sample and 1 feature")
+    if X.is_complex():
+        raise ValueError("Complex data not supported")
+    if X.is_floating_point() and not bool(torch.isfinite(X).all()):
+        raise ValueError("Input X contains NaN or infinity")
+    if reset:
+        estimator.n_features_in_ = X.shape[1]
+        estimator.__dict__.pop("feature_names_in_", None)
+    elif X.shape[1] != estimator.n_features_in_:
+        raise ValueError(f"X has {X.shape[1]} features, but {name} is expecting {estimator.n_features_in_} "
+                         "features as input")
+    return X
+
+
+def _checked_labels(estimator, y, n: int) -> np.ndarray:
+    y = column_or_1d(np.asarray(_to_numpy(y)), warn=True)
+    if len(y) != n:
+        raise ValueError(f"Found input variables with inconsistent numbers of samples: [{n}, {len(y)}]")
+    check_classification_targets(y)
+    labels = np.unique(y)
+    if len(labels) < 2:
+        raise ValueError(f"{type(estimator).__name__} needs at least 2 classes in y, got only one class: "
+                         f"{labels.tolist()[0]!r}")
+    return y

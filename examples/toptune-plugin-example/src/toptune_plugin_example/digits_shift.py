@@ -9,10 +9,10 @@ valid).
 from __future__ import annotations
 
 import hashlib
+from typing import ClassVar
 
 import numpy as np
 from PIL import Image
-
 from toptune.params import Param
 from toptune.protocols import DatasetSplits
 
@@ -50,7 +50,7 @@ def corrupt(images: np.ndarray, shift: str, strength: float, rng: np.random.Gene
 class DigitsShift:
     api_version = 1
     description = "scikit-learn digits, 10 classes, with Gaussian noise or blur on the test split (example plugin)"
-    params = {
+    params: ClassVar[dict[str, Param]] = {
         "shift": Param("str", "noise", "corruption: additive white Gaussian noise or Gaussian blur",
                        choices=("noise", "blur")),
         "strength": Param("float", 0.2, "noise: std as a fraction of the intensity range; blur: sigma in pixels "

@@ -9,6 +9,7 @@ weights digest that changes whenever the weights do, so the feature cache never 
 from __future__ import annotations
 
 import hashlib
+from typing import ClassVar
 
 from toptune.params import Param
 
@@ -44,14 +45,14 @@ def _network(activation: str):
 class LeNet5:
     api_version = 1
     description = "LeNet-5-style CNN, seeded random weights (32 px grayscale, 120-d features; example plugin)"
-    params = {
+    params: ClassVar[dict[str, Param]] = {
         "init_seed": Param("int", 0, "seed of the random weights", min=0),
         "activation": Param("str", "tanh", "non-linearity after each convolution", choices=("tanh", "relu")),
     }
-    pretrain_source = "none"
+    pretrain_source: ClassVar[str] = "none"
     # Features come out of a 5x5 convolution on a 5x5 map, so the input must be exactly 32 px.
-    preprocessing = {"input_size": 32, "interpolation": "bilinear", "crop_pct": 1.0,
-                     "mean": [0.5, 0.5, 0.5], "std": [0.5, 0.5, 0.5]}
+    preprocessing: ClassVar[dict] = {"input_size": 32, "interpolation": "bilinear", "crop_pct": 1.0,
+                                     "mean": [0.5, 0.5, 0.5], "std": [0.5, 0.5, 0.5]}
 
     def __init__(self, init_seed: int = 0, activation: str = "tanh"):
         self.init_seed = init_seed

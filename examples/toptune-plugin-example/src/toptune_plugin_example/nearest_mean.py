@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin
-
 from toptune.errors import ParamError
 from toptune.params import Param, validate
 
@@ -14,7 +15,7 @@ class NearestMean(ClassifierMixin, BaseEstimator):
 
     api_version = 1
     description = "nearest class mean on features, Euclidean or cosine (example plugin)"
-    params = {
+    params: ClassVar[dict[str, Param]] = {
         "metric": Param("str", "euclidean", "distance to the class means", choices=("euclidean", "cosine")),
         "standardize": Param("bool", True, "scale features to unit variance first, so no feature dominates"),
     }

@@ -1,0 +1,152 @@
+"""toptune's kernel classifier against scikit-learn on the same features: fit time and accuracy.
+
+    python bench/solver.py            # digits features + synthetic n=50,000, d=1,280; a few minutes on 2 cores
+    python bench/solver.py --quick    # smaller: synthetic n=10,000
+    python bench/solver.py --skip-digits --n 20000
+
+Problems: EfficientNet-Lite0 features of scikit-learn's digits (extracted once, then read from toptune's
+feature cache) and a synthetic 10-class problem shaped like CNN features (ReLU of a random projection of
+a mixture of Gaussians, plus noise; classes are unions of clusters, so they are not linearly separable).
+
+Every method sees the same float32 features and standardises them (toptune inside the classifier, the
+others with StandardScaler, counted in their fit time). Nystroem + RidgeClassifier is the same estimator
+as toptune's kernel model: with the same M, σ (gamma = 1/2σ²) and λ, Nystroem features Φ = K_nM K_MM^-½
+and w = K_MM^½ α turn ||Φw - Y||² + alpha·||w||² into toptune's ||K_nM α - Y||² + λn·αᵀK_MMα when
+alpha = λ·n. RidgeClassifier's ±1 targets and toptune's 0/1 one-hot targets give the same argmax without
+an intercept (the difference is the same constant-target fit for every class), hence fit_intercept=False.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+import warnings
+
+import numpy as np
+import torch
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.kernel_approximation import Nystroem
+from sklearn.linear_model import LogisticRegression, RidgeClassifier
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+from sklearn.svm import SVC
+
+from toptune.plugins.classifiers.kernel import KernelClassifier
+
+SVC_MAX_N = 5_000  # SVC's kernel evaluations grow like n²: beyond this it takes many minutes on 2 cores
+
+
+def digits_features() -> tuple[np.ndarray, ...]:
+    """EfficientNet-Lite0 features of the digits splits, from toptune's feature cache when present."""
+    from toptune import registry
+    from toptune.features import FeatureCache, cache_key, extract
+
+    dataset, backbone = registry.create_dataset("digits"), registry.create_backbone("efficientnet_lite0")
+    splits, cache, module = dataset.load(), FeatureCache(), None
+    out = []
+    for name, split in (("train", splits.train), ("test", splits.test)):
+        key = cache_key(bench="solver", backbone="efficientnet_lite0", weights=backbone.weights_digest(),
+                        data=dataset.fingerprint(), split=name, pre=backbone.preprocessing, mode="pooled")
+        features = cache.get(key)
+        if features is None:
+            print(f"extracting digits {name} features (once; later runs read the cache)...", flush=True)
+            module = module or backbone.build()
+            features = extract(module, split, backbone.preprocessing, device="cpu", batch_size=64)
+            cache.put(key, features, meta={"bench": "solver", "split": name})
+        out += [features.features, features.labels]
+    return tuple(out)
+
+
+def synthetic(n: int, d: int = 1280, classes: int = 10, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    latent, modes = 16, 4
+    centres = rng.normal(size=(classes * modes, latent))
+    projection = rng.normal(size=(latent, d)) / np.sqrt(latent)
+    y = rng.integers(0, classes, n)
+    z = centres[y * modes + rng.integers(0, modes, n)] + rng.normal(size=(n, latent))
+    X = np.maximum(z @ projection, 0.0) + rng.normal(size=(n, d))
+    return X.astype(np.float32), y
+
+
+def timed(fit, *args) -> tuple[object, float]:
+    start = time.perf_counter()
+    model = fit(*args)
+    return model, time.perf_counter() - start
+
+
+def compare(title: str, X, y, X_test, y_test) -> None:
+    """One table: every method's fit time, ratio to toptune, accuracy."""
+    n = len(y)
+    ours, ours_s = timed(KernelClassifier().fit, X, y)
+    rows = [("toptune kernel", ours_s, ours.score(X_test, y_test))]
+    auto, auto_s = timed(KernelClassifier(sigma="auto", lam="auto").fit, X, y)
+    rows.append((f"toptune kernel, sigma/lam=auto (σ={auto.sigma_:.3g}, λ={auto.lam_:.0e})", auto_s,
+                 auto.score(X_test, y_test)))
+    nystroem = make_pipeline(
+        StandardScaler(), Nystroem(gamma=0.5 / ours.sigma_**2, n_components=ours.M_, random_state=0),
+        RidgeClassifier(alpha=ours.lam_ * n, fit_intercept=False))
+    model, seconds = timed(nystroem.fit, X, y)
+    rows.append(("sklearn Nystroem + RidgeClassifier (same M, σ, λ)", seconds, model.score(X_test, y_test)))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        model, seconds = timed(make_pipeline(StandardScaler(), LogisticRegression(max_iter=300)).fit, X, y)
+    rows.append(("sklearn LogisticRegression (lbfgs, 300 it.)", seconds, model.score(X_test, y_test)))
+    notes = []
+    if n <= SVC_MAX_N:
+        model, seconds = timed(make_pipeline(StandardScaler(), SVC(kernel="rbf", gamma=0.5 / ours.sigma_**2)).fit, X, y)
+        rows.append(("sklearn SVC (RBF, same σ)", seconds, model.score(X_test, y_test)))
+    else:
+        notes.append(f"sklearn SVC skipped: n={n:,} > {SVC_MAX_N:,} (its O(n²) kernel evaluations take many minutes)")
+    print(f"\n{title}: n_train={n:,}, n_test={len(y_test):,}, d={X.shape[1]:,}, classes={len(np.unique(y))}; "
+          f"toptune chose M={ours.M_}, σ={ours.sigma_:.3g}, λ={ours.lam_:g} ({ours.solver_.strategy_}, "
+          f"{ours.n_iter_} CG iterations)")
+    _table(rows, ours_s, rows[0][2])
+    for note in notes:
+        print(f"  {note}")
+
+
+def _table(rows, base_seconds: float, base_accuracy: float) -> None:
+    print(f"  {'method':<62} {'fit s':>8} {'× toptune':>10} {'accuracy':>9} {'Δ points':>9}")
+    for name, seconds, accuracy in rows:
+        print(f"  {name:<62} {seconds:>8.2f} {seconds / base_seconds:>10.1f} {accuracy:>9.4f} "
+              f"{100 * (accuracy - base_accuracy):>+9.2f}")
+
+
+def scaling(X, y, X_test, y_test, sizes, centres, n_for_centres) -> None:
+    print("\ntoptune kernel fit time vs n (default M = min(n, 10·√n)):")
+    print(f"  {'n':>8} {'M':>6} {'fit s':>8} {'accuracy':>9}  strategy")
+    for n in sizes:
+        model, seconds = timed(KernelClassifier().fit, X[:n], y[:n])
+        print(f"  {n:>8,} {model.M_:>6} {seconds:>8.2f} {model.score(X_test, y_test):>9.4f}  {model.solver_.strategy_}")
+    print(f"\ntoptune kernel fit time vs M (n = {n_for_centres:,}):")
+    print(f"  {'M':>8} {'fit s':>8} {'accuracy':>9}  strategy")
+    for M in centres:
+        model, seconds = timed(KernelClassifier(M=M).fit, X[:n_for_centres], y[:n_for_centres])
+        print(f"  {M:>8,} {seconds:>8.2f} {model.score(X_test, y_test):>9.4f}  {model.solver_.strategy_}")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--quick", action="store_true", help="synthetic n=10,000 and shorter scaling runs")
+    ap.add_argument("--n", type=int, default=None, help="synthetic training points (default 50,000)")
+    ap.add_argument("--skip-digits", action="store_true", help="no EfficientNet-Lite0 digits features")
+    args = ap.parse_args()
+    n = args.n or (10_000 if args.quick else 50_000)
+    start = time.perf_counter()
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, "
+          f"device {'cuda' if torch.cuda.is_available() else 'cpu'}")
+    KernelClassifier().fit(*synthetic(200, d=16))  # first-call set-up (thread pools, BLAS) out of the timings
+    if not args.skip_digits:
+        compare("digits · EfficientNet-Lite0 features", *digits_features())
+    X, y = synthetic(n + 10_000)
+    X_test, y_test = X[n:], y[n:]
+    compare("synthetic", X[:n], y[:n], X_test, y_test)
+    sizes = [s for s in ((2_000, 5_000, 10_000) if args.quick else (5_000, 10_000, 20_000, 50_000)) if s <= n]
+    n_centres = min(n, 5_000 if args.quick else 20_000)
+    scaling(X, y, X_test, y_test, sizes, (250, 500, 1000, 2000) if args.quick else (500, 1000, 2000, 4000),
+            n_centres)
+    print(f"\ntotal {time.perf_counter() - start:.0f} s")
+
+
+if __name__ == "__main__":
+    main()
