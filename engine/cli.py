@@ -81,7 +81,7 @@ def _progress(quiet: bool):
 @app.command()
 @guarded
 def run(
-    method: str = typer.Option("top-tune", help="top-tune (frozen features + classifier) or fine-tune (backbone + linear head, end to end)"),
+    method: str = typer.Option("top-tune", help="top-tune (frozen features + classifier), fine-tune (backbone + linear head, end to end) or cluster (VAE + k-means, no labels; see toptune cluster)"),
     backbone: str = typer.Option(DEFAULT_BACKBONE, help="backbone plugin, e.g. efficientnet_lite0 or timm:resnet50"),
     classifier: str = typer.Option(DEFAULT_CLASSIFIER, help="classifier plugin (kernel, ridge, ...)"),
     dataset: str = typer.Option(DEFAULT_DATASET, help="dataset plugin (digits, imagefolder, cifar10, ...)"),
@@ -378,6 +378,25 @@ def report(store: Optional[Path] = StoreOpt):
         agg.add_row(a.group, str(a.n), *(str(a.counts[v]) for v in cmp.VERDICTS), f"{a.speedup_min:.1f}×",
                     f"{a.speedup_median:.1f}×", f"{a.speedup_max:.1f}×")
     out.print(agg)
+
+
+@app.command()
+@guarded
+def dashboard(
+    store: Optional[Path] = StoreOpt,
+    port: int = typer.Option(8501, min=1, max=65535, help="port to serve on"),
+    address: str = typer.Option("localhost", help="address to listen on (0.0.0.0: every interface)"),
+):
+    """Open the web dashboard: runs, comparisons, launching runs, SQL, plugins."""
+    from .dashboard.server import serve
+
+    path = Store(store).path  # constructing a Store opens nothing
+    out.print(f"dashboard on http://{address}:{port} · store {path.resolve()} · Ctrl-C stops it")
+    sys.stdout.flush()
+    serve(path, port, address)
+
+
+from . import cli_cluster  # noqa: E402,F401  registers `toptune cluster` on app (needs the names above)
 
 
 def main() -> None:

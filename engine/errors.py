@@ -19,6 +19,10 @@ class DuplicatePluginError(PluginError):
     pass
 
 
+class PluginUnavailableError(PluginError):
+    """A plugin's optional dependency is missing; the message says how to install it."""
+
+
 class ParamError(ToptuneError):
     """A parameter has an unknown name or an invalid value."""
 

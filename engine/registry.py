@@ -21,7 +21,7 @@ from typing import Any, Callable
 
 from . import contract
 from . import params as P
-from .errors import DuplicatePluginError, PluginError, UnknownPluginError
+from .errors import DuplicatePluginError, PluginError, PluginUnavailableError, UnknownPluginError
 from .protocols import API_VERSION
 
 GROUPS = {"backbone": "toptune.backbones", "classifier": "toptune.classifiers", "dataset": "toptune.datasets"}
@@ -178,6 +178,11 @@ def load(kind: str, name: str) -> type:
             f"{kind} '{family}' from distribution '{plugin_info.distribution}' does not satisfy the "
             f"{kind} interface: {problem}"
         )
+    # A plugin whose optional dependency is missing says so (and how to install it) in ``unavailable``.
+    missing = getattr(cls, "unavailable", None)
+    if missing:
+        raise PluginUnavailableError(
+            f"{kind} '{family}' from distribution '{plugin_info.distribution}' is unavailable: {missing}")
     _loaded[key] = cls
     return cls
 

@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from .artifacts import write_artifacts
+from .cluster_method import cluster
 from .device import PeakMemory, pick_device
 from .energy import PowerMeter
 from .errors import ToptuneError
@@ -23,7 +25,7 @@ from .spec import ResolvedSpec, RunSpec, resolve
 from .store import Store
 from .top_tuning import top_tune
 
-METHODS = {"top-tune": top_tune, "fine-tune": fine_tune}
+METHODS = {"top-tune": top_tune, "fine-tune": fine_tune, "cluster": cluster}
 
 
 @dataclass
@@ -52,10 +54,12 @@ class RunResult:
     y_pred: np.ndarray = field(default=None, repr=False)
     samples: np.ndarray = field(default=None, repr=False)
     epochs: list = field(default_factory=list, repr=False)
+    # Per-run tables too large for the store (e.g. latent codes), written beside it by ``run``.
+    artifacts: dict = field(default_factory=dict, repr=False)
 
     def record(self) -> dict:
         """The store's columns for this result."""
-        skip = {"y_true", "y_pred", "samples", "epochs"}
+        skip = {"y_true", "y_pred", "samples", "epochs", "artifacts"}
         return {k: v for k, v in self.__dict__.items() if k not in skip}
 
 
@@ -105,6 +109,7 @@ def run(spec: RunSpec, store: Store | None = None, *, cache: FeatureCache | None
     run_id = store.start_run({**start_record(rs), **(links or {})})
     try:
         result = execute(rs, cache=cache, progress=progress)
+        write_artifacts(store.path, run_id, result.artifacts)
     except KeyboardInterrupt:
         store.interrupt_run(run_id)
         raise

@@ -13,6 +13,7 @@ from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Mapping
 
 from . import registry
+from .cluster_params import CLUSTER_PARAMS, settle as settle_cluster
 from .errors import ParamError
 from .params import Param, validate
 
@@ -63,6 +64,8 @@ METHOD_PARAMS: dict[str, dict[str, Param]] = {
         "color_jitter": Param("float", 0.2, "brightness/contrast/saturation jitter strength (0 = off)",
                               min=0.0, max=1.0),
     },
+    # Unsupervised: no classifier; labels only score the clusters.
+    "cluster": {**_COMMON, **CLUSTER_PARAMS},
 }
 # Methods that train a classifier plugin on frozen features; the others train the network itself.
 FEATURE_METHODS = {"top-tune"}
@@ -168,4 +171,6 @@ def resolve(spec: RunSpec) -> ResolvedSpec:
             params[kind]["seed"] = spec.seed
         if "device" in schema and "device" not in routed.get(kind, {}):
             params[kind]["device"] = params["run"]["device"]
+    if spec.method == "cluster":
+        spec, params = settle_cluster(spec, params)
     return ResolvedSpec(spec, params)

@@ -379,6 +379,12 @@ class Store:
             cols = [d[0] for d in cur.description]
             return [dict(zip(cols, r)) for r in cur.fetchall()]
 
+    def confusion(self, run_id: str) -> list[tuple[int, int, int]]:
+        """(true class, predicted class, count) over a run's test predictions."""
+        with self._reader() as con:
+            return con.execute("SELECT y_true, y_pred, n FROM confusion WHERE run_id = ? ORDER BY y_true, y_pred",
+                               [run_id]).fetchall()
+
     def get_run(self, run_id: str) -> dict:
         with self._reader() as con:
             cur = con.execute("SELECT * FROM runs WHERE id = ?", [run_id])

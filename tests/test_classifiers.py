@@ -1,6 +1,7 @@
 """The built-in `kernel` and `ridge` classifier plugins: accuracy, scikit-learn contract, input checks."""
 
 import math
+import sys
 
 import numpy as np
 import pytest
@@ -13,11 +14,11 @@ from sklearn.model_selection import GridSearchCV, train_test_split
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 from sklearn.utils.estimator_checks import parametrize_with_checks
-
 from toptune import registry
 from toptune.params import Param
 from toptune.plugins.classifiers.kernel import KernelClassifier
 from toptune.plugins.classifiers.ridge import RidgeClassifier, ridge_solve
+from toptune.solvers.falkon import median_sigma
 
 CLASSIFIERS = [KernelClassifier, RidgeClassifier]
 
@@ -57,11 +58,14 @@ def test_kernel_fitted_attributes(digits):
     n = len(X_train)
     np.testing.assert_array_equal(clf.classes_, np.arange(10))
     assert clf.n_features_in_ == 64
-    assert clf.M_ == min(n, 10 * math.ceil(math.sqrt(n)), 5000)
+    assert clf.M_ == min(n, 10 * math.ceil(math.sqrt(n)))
     assert clf.n_trained_params_ == clf.M_ * 10
     assert 1 <= clf.n_iter_ <= clf.maxiter
     # Median heuristic on standardised features: about √(2·d_effective) for roughly independent pixels.
     assert 5.0 < clf.sigma_ < 15.0
+    assert clf.lam_ == 1e-6 and clf.search_ is None
+    # The engine stores `<param>_` attributes into the run's params; they must be plain numbers.
+    assert all(type(getattr(clf, f"{p}_")) in (int, float) for p in ("sigma", "lam", "M"))
     assert KernelClassifier(kernel="linear").fit(X_train, y_train).sigma_ is None
 
 
@@ -209,11 +213,73 @@ def test_invalid_hyper_parameters_raise_value_error_from_fit(blobs, estimator, m
         estimator.fit(*blobs)
 
 
-def test_auto_keyword_means_default(blobs):
+def test_none_sigma_is_the_median_heuristic_and_auto_m_the_default(blobs):
     X, y = blobs
-    auto = KernelClassifier(M="auto", sigma="auto").fit(X, y)
     default = KernelClassifier().fit(X, y)
-    assert (auto.M_, auto.sigma_) == (default.M_, default.sigma_)
+    explicit = KernelClassifier(M="auto", sigma=None).fit(X, y)
+    assert (explicit.M_, explicit.sigma_) == (default.M_, default.sigma_)
+    standardized = (X - X.mean(0)) / X.std(0)
+    assert default.sigma_ == pytest.approx(median_sigma(torch.as_tensor(standardized)), rel=1e-5)
+
+
+def test_auto_beats_a_deliberately_bad_sigma(digits):
+    X_train, X_test, y_train, y_test = digits
+    bad = KernelClassifier(sigma=0.1).fit(X_train, y_train)  # far below most distances: nearly a lookup table
+    auto = KernelClassifier(sigma="auto", lam="auto").fit(X_train, y_train)
+    assert bad.score(X_test, y_test) < 0.7 and auto.score(X_test, y_test) >= 0.96
+    search = auto.search_
+    assert auto.sigma_ in search["sigmas"] and auto.lam_ in search["lams"]
+    assert (auto.sigma_, auto.lam_) == (search["sigma"], search["lam"])
+    assert search["n_fit"] + search["n_holdout"] == len(y_train)
+    errors = np.array(search["errors"])
+    assert errors[search["sigmas"].index(auto.sigma_), search["lams"].index(auto.lam_)] == errors.min()
+
+
+def test_auto_searches_only_what_is_auto(blobs):
+    X, y = blobs
+    lam_only = KernelClassifier(lam="auto").fit(X, y)
+    assert lam_only.sigma_ == KernelClassifier().fit(X, y).sigma_ and len(lam_only.search_["sigmas"]) == 1
+    sigma_only = KernelClassifier(sigma="auto", lam=1e-3).fit(X, y)
+    assert sigma_only.lam_ == 1e-3 and sigma_only.search_["lams"] == [1e-3]
+    linear = KernelClassifier(kernel="linear", sigma="auto").fit(X, y)  # no bandwidth: nothing to search
+    assert linear.sigma_ is None and linear.search_ is None
+    linear = KernelClassifier(kernel="linear", lam="auto").fit(X, y)
+    assert linear.sigma_ is None and linear.search_["sigmas"] == [None]
+    # Too few points to hold any out: the defaults are used, nothing is searched.
+    tiny = KernelClassifier(sigma="auto", lam="auto").fit(X[[0, 1, 40, 41]], y[[0, 1, 40, 41]])
+    assert tiny.search_ is None and tiny.lam_ == 1e-6
+
+
+@pytest.mark.parametrize("kernel", ["gaussian", "laplacian", "linear"])
+def test_badly_scaled_features_duplicates_and_tiny_lambda(blobs, kernel):
+    X, y = blobs
+    rng = np.random.default_rng(1)
+    # Offsets and scales from 1e-6 to 1e6, a duplicated copy of every point, a constant column, λ = 0.
+    scaled = np.vstack([X, X]) * np.logspace(-6, 6, X.shape[1]) + rng.uniform(-1e6, 1e6, X.shape[1])
+    scaled = np.hstack([scaled, np.full((len(scaled), 1), 7.0)])
+    labels = np.concatenate([y, y])
+    for lam in (0.0, 1e-12):
+        clf = KernelClassifier(kernel=kernel, lam=lam).fit(scaled, labels)
+        scores = clf.decision_function(scaled)
+        assert np.isfinite(scores).all() and clf.score(scaled, labels) > 0.95, (kernel, lam)
+
+
+def test_tensor_inputs_are_checked_like_arrays(blobs):
+    X, y = blobs
+    X = torch.as_tensor(X)
+    with pytest.raises(ValueError, match="Expected 2D array"):
+        KernelClassifier().fit(X[:, 0], y)
+    with pytest.raises(ValueError, match="contains NaN or infinity"):
+        KernelClassifier().fit(torch.full_like(X, float("nan")), y)
+    with pytest.raises(ValueError, match=r"inconsistent numbers of samples: \[90, 89\]"):
+        KernelClassifier().fit(X, y[:-1])
+    with pytest.raises(ValueError, match="needs at least 2 classes"):
+        KernelClassifier().fit(X, np.zeros(90))
+    clf = KernelClassifier().fit(X, torch.as_tensor(y))
+    assert clf.n_features_in_ == 5
+    with pytest.raises(ValueError, match="X has 4 features, but KernelClassifier is expecting 5"):
+        clf.predict(X[:, :4])
+    np.testing.assert_array_equal(clf.predict(X.double()), clf.predict(X.numpy()))
 
 
 def test_cuda_request_without_cuda_raises(blobs):
@@ -241,14 +307,14 @@ def test_registry_coerces_cli_strings():
                                      "standardize": False, "kernel": "laplacian"}
 
 
-@parametrize_with_checks([KernelClassifier(), KernelClassifier(kernel="linear"), RidgeClassifier()])
+@parametrize_with_checks([KernelClassifier(), KernelClassifier(kernel="linear"),
+                          KernelClassifier(sigma="auto", lam="auto"), RidgeClassifier()])
 def test_scikit_learn_estimator_checks(estimator, check):
     check(estimator)
 
 
 def test_ridge_auto_alpha_is_the_brute_force_leave_one_out_minimum():
     from sklearn.linear_model import Ridge
-
     from toptune.plugins.classifiers.ridge import _RELATIVE_ALPHAS, ridge_loo
 
     rng = np.random.default_rng(3)
@@ -270,3 +336,78 @@ def test_ridge_auto_alpha_is_the_brute_force_leave_one_out_minimum():
     np.testing.assert_allclose(W, ridge_solve(Xc, Yc, alpha), atol=1e-8)
     clf = RidgeClassifier(standardize=False).fit(X, y)
     assert clf.alpha_ == pytest.approx(alpha)
+
+
+# --- the optional `falkon` plugin (FalkonML library) -----------------------------------------------------------
+
+def _falkon_importable() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("falkon") is not None
+
+
+@pytest.mark.skipif(_falkon_importable(), reason="the falkon library is installed here")
+def test_falkon_plugin_is_listed_as_not_installed_with_an_install_hint():
+    from toptune.errors import PluginError
+    from toptune.plugins.classifiers.falkon_lib import FalkonLibClassifier
+
+    [status] = [s for s in registry.check("classifier") if s.info.name == "falkon"]
+    assert not status.ok and "falkon not installed: pip install git+https://github.com/FalkonML/falkon" in status.error
+    assert [s.ok for s in registry.check("classifier") if s.info.name == "kernel"] == [True]
+    with pytest.raises(PluginError, match="falkon not installed: pip install"):
+        registry.create_classifier("falkon")
+    with pytest.raises(PluginError, match="falkon not installed"):
+        FalkonLibClassifier()
+
+
+@pytest.fixture
+def stand_in_falkon(monkeypatch):
+    """falkon_lib reloaded against a fake `falkon` that records its arguments and solves with toptune."""
+    import importlib
+    import types
+
+    from toptune.plugins.classifiers import falkon_lib
+    from toptune.solvers.falkon import FalkonSolver
+
+    calls = {}
+
+    class Falkon:
+        def __init__(self, kernel, penalty, M, maxiter, seed, options):
+            calls.update(kernel=kernel, penalty=penalty, M=M, maxiter=maxiter, seed=seed, options=options)
+            self.solver = FalkonSolver(kernel=kernel["name"], sigma=kernel.get("sigma"), lam=penalty, M=M,
+                                       maxiter=maxiter, seed=seed, device="cpu")
+
+        def fit(self, X, Y):
+            calls["fit_device"] = X.device.type
+            self.ny_points_ = self.solver.fit(X, Y).centers_
+            return self
+
+        def predict(self, X):
+            return self.solver.predict(X)
+
+    fake = types.ModuleType("falkon")
+    fake.Falkon = Falkon
+    fake.FalkonOptions = lambda **options: options
+    fake.kernels = types.SimpleNamespace(
+        GaussianKernel=lambda sigma, opt: {"name": "gaussian", "sigma": sigma},
+        LaplacianKernel=lambda sigma, opt: {"name": "laplacian", "sigma": sigma},
+        LinearKernel=lambda opt: {"name": "linear"},
+    )
+    monkeypatch.setitem(sys.modules, "falkon", fake)
+    yield importlib.reload(falkon_lib), calls
+    monkeypatch.delitem(sys.modules, "falkon")
+    importlib.reload(falkon_lib)
+
+
+def test_falkon_plugin_passes_the_kernel_options_to_the_library(stand_in_falkon, blobs):
+    falkon_lib, calls = stand_in_falkon
+    X, y = blobs
+    clf = falkon_lib.FalkonLibClassifier(kernel="laplacian", lam=1e-4, M=40, maxiter=7, tol=1e-5, seed=3,
+                                         device="cpu").fit(X, y)
+    assert calls["kernel"] == {"name": "laplacian", "sigma": clf.sigma_}
+    assert (calls["penalty"], calls["M"], calls["maxiter"], calls["seed"]) == (1e-4, 40, 7, 3)
+    assert calls["options"] == {"use_cpu": True, "cg_tolerance": 1e-5, "keops_active": "no"}
+    assert calls["fit_device"] == "cpu" and clf.M_ == 40 and clf.solver_.strategy_ == "falkon"
+    assert clf.score(X, y) > 0.95
+    assert falkon_lib.FalkonLibClassifier.unavailable is None
+    assert registry.interface_problem("classifier", falkon_lib.FalkonLibClassifier) is None

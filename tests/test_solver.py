@@ -4,9 +4,8 @@ import numpy as np
 import pytest
 import torch
 from scipy.spatial.distance import cdist
-
 from toptune.errors import SolverError
-from toptune.solvers import falkon
+from toptune.solvers import falkon, memory, selection
 from toptune.solvers.falkon import FalkonSolver, conjugate_gradient, kernel_matrix, median_sigma
 
 SIGMA = 1.5
@@ -52,12 +51,14 @@ def test_all_points_as_centres_is_exact_kernel_ridge(data, kernel):
     assert scaled_max_error(solver.predict(X), reference_kernel(X, X, kernel) @ alpha) < 1e-6
 
 
+@pytest.mark.parametrize("strategy", ["gram", "store", "stream"])
 @pytest.mark.parametrize("kernel", KERNELS)
 @pytest.mark.parametrize("lam", [1e-2, 1e-6])
-def test_nystrom_solution_solves_the_normal_equations(data, kernel, lam):
+def test_nystrom_solution_solves_the_normal_equations(data, kernel, lam, strategy):
     X, Y, X_test = data
     n, M = len(X), 30
-    solver = exact(kernel, M=M, lam=lam, seed=3).fit(X, Y)
+    solver = exact(kernel, M=M, lam=lam, seed=3, strategy=strategy, block_rows=50).fit(X, Y)
+    assert solver.strategy_ == strategy
     centres = X[solver.center_indices_.numpy()]
     np.testing.assert_array_equal(solver.centers_.numpy(), centres)
     knm, kmm = reference_kernel(X, centres, kernel), reference_kernel(centres, centres, kernel)
@@ -86,16 +87,64 @@ def test_same_seed_same_model_other_seed_other_centres(data):
 
 
 @pytest.mark.parametrize("kernel", KERNELS)
-def test_blocked_recomputation_equals_stored_kernel(data, kernel):
+def test_every_strategy_follows_the_same_iterates(data, kernel):
     X, Y, X_test = data
-    # tol=0 runs exactly maxiter steps; few enough that both runs still follow the same iterates.
-    stored = exact(kernel, M=50, maxiter=6, tol=0.0).fit(X, Y)
-    blocked = exact(kernel, M=50, maxiter=6, tol=0.0, block_rows=7, store_bytes=0).fit(X, Y)
-    assert stored.n_iter_ == blocked.n_iter_ == 6
-    np.testing.assert_allclose(blocked.predict(X_test).numpy(), stored.predict(X_test).numpy(), rtol=1e-6,
-                               atol=1e-9)
-    if kernel != "linear":  # with M > d the linear α is only unique up to a null space that CG wanders in
-        assert scaled_max_error(blocked.alpha_.numpy(), stored.alpha_.numpy()) < 1e-6
+    # tol=0 runs exactly maxiter steps; few enough that all runs still follow the same iterates.
+    runs = {strategy: exact(kernel, M=50, maxiter=6, tol=0.0, strategy=strategy, block_rows=7).fit(X, Y)
+            for strategy in ("store", "stream", "gram")}
+    reference = runs["store"]
+    for solver in runs.values():
+        assert solver.n_iter_ == 6
+        np.testing.assert_allclose(solver.predict(X_test).numpy(), reference.predict(X_test).numpy(),
+                                   rtol=1e-6, atol=1e-9)
+        if kernel != "linear":  # with M > d the linear α is only unique up to a null space CG wanders in
+            assert scaled_max_error(solver.alpha_.numpy(), reference.alpha_.numpy()) < 1e-6
+
+
+def test_float32_gram_strategy_stays_stable_for_tiny_lambda():
+    # Clustered points make K_MM nearly singular. Squaring K_nM before whitening it by the preconditioner
+    # would amplify the float32 round-off of K_nMᵀK_nM in exactly those directions and wreck CG.
+    rng = np.random.default_rng(5)
+    centres = rng.normal(scale=3.0, size=(4, 6))
+    labels = rng.integers(0, 4, 800)
+    X = centres[labels] + 0.3 * rng.normal(size=(800, 6))
+    Y = np.eye(4)[labels]
+    fits = {s: FalkonSolver(sigma=1.0, lam=1e-7, M=300, strategy=s, device="cpu").fit(X, Y)
+            for s in ("gram", "store")}
+    gram, store = (fits[s].predict(X).numpy() for s in ("gram", "store"))
+    assert np.abs(gram - store).max() < 0.05 * np.abs(store).max()
+    assert (gram.argmax(1) == labels).mean() > 0.99
+
+
+@pytest.mark.parametrize("n, M, d, k, storable, expected", [
+    (50_000, 300, 1280, 10, True, "gram"),  # few centres: M² per entry is cheap
+    (50_000, 2240, 1280, 10, True, "store"),  # many centres, few classes: iterate on the stored K_nM
+    (50_000, 2240, 1280, 200, True, "gram"),  # many classes make every iteration expensive
+    (10**6, 4000, 1280, 10, False, "gram"),  # recomputing K_nM each iteration would cost far more
+    (10**6, 20_000, 32, 10, False, "stream"),  # low d: recomputing is cheaper than the M² square
+])
+def test_choose_strategy(n, M, d, k, storable, expected):
+    assert falkon.choose_strategy(n, M, d, k, maxiter=20, storable=storable) == expected
+
+
+def test_auto_strategy_follows_the_memory_budget_and_iterations(data):
+    X, Y, _ = data
+    y = Y[:, 0]  # one column, M=150, d=4: the M² pass (≈1.3·M per entry) against 64 per entry and iteration
+    assert exact("gaussian", M=150, maxiter=1, store_bytes=10**9).fit(X, y).strategy_ == "store"
+    assert exact("gaussian", M=150, maxiter=200, store_bytes=10**9).fit(X, y).strategy_ == "gram"
+    assert exact("gaussian", M=150, maxiter=1, store_bytes=0).fit(X, y).strategy_ == "stream"
+
+
+def test_predictions_do_not_depend_on_the_other_rows():
+    # M·d above the small-model limit: scores come from float32 kernel blocks of a fixed size.
+    rng = np.random.default_rng(6)
+    X = rng.normal(size=(600, 160)).astype(np.float32)
+    Y = np.eye(3)[rng.integers(0, 3, 600)]
+    solver = FalkonSolver(M=500, lam=1e-6, device="cpu").fit(X, Y)
+    assert solver.centers_.numel() > falkon._SMALL_MODEL
+    full = solver.predict(X).numpy()
+    for rows in (np.arange(0, 600, 7), rng.permutation(600), np.array([5]), np.arange(250, 270)):
+        np.testing.assert_array_equal(solver.predict(X[rows]).numpy(), full[rows])
 
 
 def test_kernel_rows_products_match_dense(data):
@@ -212,9 +261,11 @@ def test_cholesky_retries_succeed_with_more_jitter(data, monkeypatch):
 
 def test_non_finite_kernel_raises_solver_error(data):
     X, Y, _ = data
-    # In float32 -0.5/σ² overflows to -inf, and the zero distances on K_MM's diagonal then give NaN.
-    with pytest.raises(SolverError, match="NaN/inf"):
+    # In float32 0.5/σ² overflows: every kernel value would be NaN or 0.
+    with pytest.raises(SolverError, match="sigma=1e-30 is too small for torch.float32.*NaN/inf"):
         FalkonSolver(sigma=1e-30, M=20, device="cpu").fit(X, Y)
+    with pytest.raises(SolverError, match="NaN/inf"):
+        falkon.cholesky_kmm(torch.full((3, 3), float("nan")))
 
 
 def test_median_sigma():
@@ -268,3 +319,71 @@ def test_cuda_matches_cpu(data):
     gpu = exact("gaussian", M=50, device="cuda").fit(X, Y).predict(X_test)
     assert gpu.device.type == "cuda"
     torch.testing.assert_close(gpu.cpu(), cpu, rtol=1e-8, atol=1e-10)
+
+
+def test_block_rows_follow_free_memory_within_bounds():
+    cpu, row = torch.device("cpu"), 4096
+    assert memory.block_rows(row, cpu, free=2**28) == 2**24 // row  # a sixteenth of free memory
+    assert memory.block_rows(row, cpu, free=2**40) == 2**25 // row  # capped: CPU blocks gain nothing beyond
+    assert memory.block_rows(row, cpu, free=0) == 2**20 // row  # floor: memory is never that tight
+    assert memory.block_rows(10**12, cpu, free=2**30) == 1
+    assert memory.free_bytes(cpu) > 0
+
+
+def test_default_centres_grow_like_root_n_within_memory():
+    cpu, plenty = torch.device("cpu"), 2**40
+    assert memory.default_centres(50, 4, cpu, free=plenty) == 50  # all points while 10·√n ≥ n
+    assert memory.default_centres(10_000, 4, cpu, free=plenty) == 1000
+    assert memory.default_centres(40_000, 4, cpu, free=plenty) == 2000
+    # Four M×M float32 matrices in a quarter of 64 MiB: M ≤ 1024.
+    assert memory.default_centres(10**6, 4, cpu, free=2**26) == 1024
+    assert memory.default_centres(10**6, 8, cpu, free=2**26) == 724
+
+
+def _blobs(n, seed=0, spread=4.0):
+    rng = np.random.default_rng(seed)
+    labels = rng.integers(0, 3, n)
+    X = rng.normal(scale=spread, size=(3, 5))[labels] + rng.normal(size=(n, 5))
+    return torch.as_tensor(X), torch.as_tensor(np.eye(3)[labels]), labels
+
+
+def test_lambda_path_matches_direct_solves():
+    X, Y, _ = _blobs(130)
+    Xf, Yf, Xh, Yh, C = X[:100], Y[:100], X[100:], Y[100:], X[:20]
+    k_fit, k_centres, k_held = (kernel_matrix(A, C, "gaussian", SIGMA) for A in (Xf, C, Xh))
+    lams = [1e-3, 1e-1]
+    errors, losses = selection._lambda_path(k_fit, k_centres, k_held, Yf, Yh, lams, torch.float32)
+    jitter = falkon.jitter_scale(k_centres, torch.float32)  # the jitter the float32 solver will add
+    for lam, error, loss in zip(lams, errors, losses):
+        system = k_fit.T @ k_fit + lam * 100 * (k_centres + jitter * torch.eye(20, dtype=torch.float64))
+        scores = k_held @ torch.linalg.solve(system, k_fit.T @ Yf)
+        assert loss == pytest.approx(float(((scores - Yh) ** 2).mean()), rel=1e-6)
+        assert error == pytest.approx(float((scores.argmax(1) != Yh.argmax(1)).double().mean()))
+
+
+def test_holdout_split_is_stratified_and_disjoint():
+    labels = torch.as_tensor(np.repeat([0, 1, 2, 3], [50, 30, 20, 1]))
+    fit, held = selection.holdout_split(labels, 0.2, 10_000, torch.Generator().manual_seed(0))
+    assert len(set(fit.tolist()) & set(held.tolist())) == 0 and len(fit) + len(held) == 101
+    assert np.bincount(labels[held].numpy(), minlength=4).tolist() == [10, 6, 4, 0]  # a lone point stays in fit
+    fit, held = selection.holdout_split(labels, 0.2, 40, torch.Generator().manual_seed(0))
+    assert len(fit) + len(held) == 40
+
+
+def test_select_returns_the_best_cell_of_its_grid():
+    X, Y, _ = _blobs(300)
+    search = selection.select(X, Y, "gaussian", sigmas=[0.01, 1.0, 4.0], lams=[1e-6, 1e-1], seed=1)
+    assert search.errors.shape == search.losses.shape == (3, 2)
+    assert (search.n_fit, search.n_holdout, search.centres) == (240, 60, 240)
+    assert search.errors.min() == 0.0 and search.errors[0].min() > 0.3  # σ=0.01 knows only its centres
+    i, j = search.sigmas.index(search.sigma), search.lams.index(search.lam)
+    assert search.errors[i, j] == search.errors.min()
+    assert search.losses[i, j] == search.losses[search.errors == search.errors.min()].min()
+    with pytest.raises(selection.TooFewPoints):
+        selection.select(X[:2], Y[:2], "gaussian", [1.0], [1e-3])
+
+
+def test_select_linear_kernel_searches_lambda_only():
+    X, Y, _ = _blobs(200)
+    search = selection.select(X, Y, "linear", sigmas=[None], lams=selection.LAMBDAS)
+    assert search.sigma is None and search.lam in selection.LAMBDAS and np.isfinite(search.errors).all()

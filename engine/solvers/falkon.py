@@ -10,9 +10,11 @@ by conjugate gradient, preconditioned with ``B = T⁻¹ A⁻¹ / √n`` where ``
 which is why a handful of iterations suffice. Every right-hand side (one per class) is solved at once.
 
 The products with ``K_nMᵀ K_nM`` come from one of three strategies (``strategy_`` after a fit):
-``gram`` forms the M×M matrix ``K_nMᵀ K_nM`` in one blocked pass, after which an iteration costs only M²
-per class; ``store`` keeps K_nM and multiplies by it twice per iteration; ``stream`` recomputes K_nM block
-by block in every iteration, for when it fits in no memory. ``auto`` picks the cheapest from the sizes.
+``gram`` forms the whitened M×M matrix ``T⁻ᵀ K_nMᵀ K_nM T⁻¹`` in one blocked pass, after which an
+iteration costs only M² per class; ``store`` keeps K_nM and streams it through memory once per
+iteration; ``stream`` recomputes K_nM block by block in every iteration, for when it fits in no memory.
+``auto`` picks the cheapest from the sizes (``choose_strategy``). Block sizes and the memory K_nM may take
+come from the device's free memory (``memory``).
 
 As in Falkon, the penalty uses ``K_MM + jitter·I`` (``TᵀT``; jitter ≈ 1e-13·trace(K_MM) in float64,
 1e-5·trace in float32). Without it a rank-deficient K_MM (the linear kernel with M > d, duplicated
@@ -22,7 +24,7 @@ points) leaves a null space in which round-off accumulates and CG diverges.
 from __future__ import annotations
 
 import math
-from typing import Callable, Iterator
+from collections.abc import Callable, Iterator
 
 import torch
 
@@ -30,8 +32,8 @@ from ..errors import SolverError
 from . import memory
 from .kernels import KERNELS, kernel_matrix, median_sigma
 
-__all__ = ["KERNELS", "DTYPES", "STRATEGIES", "FalkonSolver", "conjugate_gradient", "kernel_matrix",
-           "median_sigma", "resolve_device", "resolve_dtype"]
+__all__ = ["DTYPES", "KERNELS", "STRATEGIES", "FalkonSolver", "conjugate_gradient", "kernel_matrix",
+           "lambda_floor", "median_sigma", "resolve_device", "resolve_dtype"]
 
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
 STRATEGIES = ("auto", "gram", "store", "stream")
@@ -67,6 +69,16 @@ def resolve_dtype(dtype: str | torch.dtype) -> torch.dtype:
     if isinstance(dtype, str) and dtype in DTYPES:
         return DTYPES[dtype]
     raise ValueError(f"dtype must be 'float32' or 'float64', got {dtype!r}")
+
+
+def lambda_floor(dtype: torch.dtype) -> float:
+    """The smallest λ the solver uses in ``dtype``: smaller values, 0 included, are raised to it.
+
+    Falkon's preconditioner makes the data term of the solved system of order 1, so a penalty below the
+    precision's epsilon is numerically zero there; and without a penalty a singular K_MM (duplicated
+    points, the linear kernel with M > d) leaves directions in which CG amplifies round-off without bound.
+    """
+    return float(torch.finfo(dtype).eps)
 
 
 def conjugate_gradient(
@@ -114,8 +126,8 @@ class _KernelRows:
         self.stored = None
         if store:
             self.stored = X.new_empty(X.shape[0], C.shape[0])
-            for _ in self._compute_blocks(self.stored):
-                pass
+            for _ in self._compute_blocks(into=self.stored):
+                pass  # each block is written into its rows of the stored matrix
 
     def _compute_blocks(self, into: torch.Tensor | None = None) -> Iterator[tuple[slice, torch.Tensor]]:
         for start in range(0, self.X.shape[0], self.block_rows):
@@ -146,11 +158,11 @@ class _KernelRows:
             out.addmm_(V.T @ block.T, block)
         return out.T
 
-    def whitened_gram(self, pc: "_Preconditioner", V: torch.Tensor) -> torch.Tensor:
+    def whitened_gram(self, pc: _Preconditioner, V: torch.Tensor) -> torch.Tensor:
         """``T⁻ᵀ K_nMᵀ K_nM T⁻¹ V``."""
         return pc.outer_t(self.gram_matmul(pc.outer(V)))
 
-    def whitened_rhs(self, pc: "_Preconditioner", Y: torch.Tensor) -> torch.Tensor:
+    def whitened_rhs(self, pc: _Preconditioner, Y: torch.Tensor) -> torch.Tensor:
         """``T⁻ᵀ K_nMᵀ Y``."""
         return pc.outer_t(self.t_matmul(Y))
 
@@ -164,7 +176,7 @@ class _WhitenedGram:
     then breaks down for small λ.
     """
 
-    def __init__(self, rows: _KernelRows, Y: torch.Tensor, pc: "_Preconditioner"):
+    def __init__(self, rows: _KernelRows, Y: torch.Tensor, pc: _Preconditioner):
         M = rows.C.shape[0]
         self.H = Y.new_zeros(M, M)
         rhs = Y.new_zeros(Y.shape[1], M)
@@ -176,10 +188,10 @@ class _WhitenedGram:
         _mirror_upper(self.H, chunks)
         self.rhs = rhs.T
 
-    def whitened_gram(self, pc: "_Preconditioner", V: torch.Tensor) -> torch.Tensor:
+    def whitened_gram(self, pc: _Preconditioner, V: torch.Tensor) -> torch.Tensor:
         return self.H @ V
 
-    def whitened_rhs(self, pc: "_Preconditioner", Y: torch.Tensor) -> torch.Tensor:
+    def whitened_rhs(self, pc: _Preconditioner, Y: torch.Tensor) -> torch.Tensor:
         return self.rhs
 
 
@@ -298,8 +310,8 @@ class FalkonSolver:
     K_nMᵀK_nM are taken (see the module docstring). ``block_rows`` overrides how many rows of a kernel
     matrix are formed at once and ``store_bytes`` the largest K_nM kept between iterations; both default
     to shares of the device's free memory.
-    After ``fit``: ``centers_``, ``center_indices_``, ``alpha_`` (M, k), ``sigma_``, ``n_iter_``, ``jitter_``,
-    ``strategy_``.
+    After ``fit``: ``centers_``, ``center_indices_``, ``alpha_`` (M, k), ``sigma_``, ``lam_`` (λ raised to
+    ``lambda_floor``), ``n_iter_``, ``jitter_``, ``strategy_``.
     """
 
     def __init__(self, kernel: str = "gaussian", sigma: float | None = None, lam: float = 1e-6, M: int = 1000,
@@ -313,12 +325,13 @@ class FalkonSolver:
         self.block_rows, self.store_bytes, self.strategy = block_rows, store_bytes, strategy
 
     @torch.no_grad()
-    def fit(self, X, Y) -> "FalkonSolver":
+    def fit(self, X, Y) -> FalkonSolver:
         X, Y = self._tensor(X), self._tensor(Y)
         self._squeeze = Y.ndim == 1
         Y = Y.reshape(Y.shape[0], -1)
         _check_data(X, Y)
         generator = torch.Generator().manual_seed(self.seed)
+        self.lam_ = max(self.lam, lambda_floor(self.dtype))
         self.sigma_ = self._bandwidth(X, generator)
         self.center_indices_ = self._sample_centres(X.shape[0], generator)
         self.centers_ = X[self.center_indices_.to(X.device)]
@@ -354,7 +367,7 @@ class FalkonSolver:
         rows = self.block_rows or memory.block_rows(2 * (M + d) * X.element_size(), X.device, free)
         knm = _KernelRows(X, self.centers_, self.kernel, self.sigma_, rows, store=self.strategy_ == "store")
         kmm = kernel_matrix(self.centers_, self.centers_, self.kernel, self.sigma_)
-        pc = _Preconditioner(kmm, self.lam, n)
+        pc = _Preconditioner(kmm, self.lam_, n)
         del kmm
         self.jitter_ = pc.jitter
         products = _WhitenedGram(knm, Y, pc) if self.strategy_ == "gram" else knm

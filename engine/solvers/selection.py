@@ -25,6 +25,8 @@ from .kernels import from_squared_distances, squared_distances
 SIGMA_FACTORS = tuple(2.0 ** (step / 2) for step in range(-4, 3))  # × the median distance: 0.25 … 2
 LAMBDAS = tuple(10.0**exponent for exponent in range(-9, -1))  # 1e-9 … 1e-2
 HOLDOUT = 0.2
+# Enough points and centres to rank the candidates; bounded so the search costs about one small fit
+# whatever n is (the ranking, not the fitted model, is what the search keeps).
 MAX_POINTS = 10_000
 CENTRES = 600
 
@@ -63,7 +65,7 @@ def holdout_split(labels: torch.Tensor, fraction: float, max_points: int, genera
     held = []
     for label in picked.unique():
         members = order[picked == label]
-        held.append(members[: int(round(fraction * len(members))) if len(members) > 1 else 0])
+        held.append(members[: round(fraction * len(members)) if len(members) > 1 else 0])
     held = torch.cat(held)
     fit = order[~torch.isin(order, held)]
     return fit.sort().values, held.sort().values

@@ -13,10 +13,17 @@ import torch
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, column_or_1d
-
 from toptune.params import Param
 from toptune.solvers import selection
-from toptune.solvers.falkon import DTYPES, KERNELS, FalkonSolver, median_sigma, resolve_device, resolve_dtype
+from toptune.solvers.falkon import (
+    DTYPES,
+    KERNELS,
+    FalkonSolver,
+    lambda_floor,
+    median_sigma,
+    resolve_device,
+    resolve_dtype,
+)
 from toptune.solvers.memory import default_centres
 
 from ._common import _to_numpy, check_params, fit_inputs, one_hot, predict_inputs, scores_to_decision, winners
@@ -35,8 +42,9 @@ class KernelClassifier(ClassifierMixin, BaseEstimator):
         "sigma": Param("float", None, "kernel bandwidth; None = median pairwise distance of the standardised "
                        "training features; 'auto' = chosen with lam on held-out training points",
                        min=1e-12, keywords=("auto",)),
-        "lam": Param("float", DEFAULT_LAM, "ridge penalty λ (the objective is ||Kα - Y||² + λ n αᵀKα); "
-                     "'auto' = chosen on held-out training points", min=0.0, keywords=("auto",)),
+        "lam": Param("float", DEFAULT_LAM, "ridge penalty λ (the objective is ||Kα - Y||² + λ n αᵀKα; values "
+                     "below the dtype's epsilon act as epsilon); 'auto' = chosen on held-out training points",
+                     min=0.0, keywords=("auto",)),
         "M": Param("int", None, "Nyström centres; None/'auto' = min(n, 10·√n), fewer if the M×M matrices "
                    "would not fit in memory", min=1, keywords=("auto",)),
         "maxiter": Param("int", 20, "conjugate-gradient iterations at most", min=1),
@@ -72,10 +80,9 @@ class KernelClassifier(ClassifierMixin, BaseEstimator):
         M = settings["M"]
         if M in (None, "auto"):
             M = default_centres(features.shape[0], features.element_size(), device)
-        self.solver_ = FalkonSolver(
-            kernel=settings["kernel"], sigma=self.sigma_, lam=self.lam_, M=M, maxiter=settings["maxiter"],
-            tol=settings["tol"], dtype=dtype, device=device, seed=settings["seed"],
-        ).fit(features, targets)
+        solver = self._solver(settings, min(int(M), features.shape[0]), dtype, device)
+        self.solver_ = solver.fit(features, targets)
+        self.lam_ = float(self.solver_.lam_)  # the λ that ran: the solver raises tiny values to its floor
         self.M_ = int(self.solver_.centers_.shape[0])
         self.n_iter_ = int(self.solver_.n_iter_)
         self.n_trained_params_ = self.M_ * len(self.classes_)
@@ -91,6 +98,12 @@ class KernelClassifier(ClassifierMixin, BaseEstimator):
         scores = self.decision_function(X)  # checks fitted before classes_ is read
         return winners(self.classes_, scores)
 
+    def _solver(self, settings: dict, M: int, dtype: torch.dtype, device: torch.device):
+        """An unfitted solver: ``fit(X, Y)``, ``predict(X)``, ``centers_``, ``lam_``, ``n_iter_``, ``dtype``, ``device``."""
+        return FalkonSolver(kernel=settings["kernel"], sigma=self.sigma_, lam=self.lam_, M=M,
+                            maxiter=settings["maxiter"], tol=settings["tol"], dtype=dtype, device=device,
+                            seed=settings["seed"])
+
     def _fit_scaling(self, X: torch.Tensor, standardize: bool, dtype: torch.dtype) -> torch.Tensor:
         if standardize:
             self.mean_, self.scale_ = column_moments(X)
@@ -100,21 +113,23 @@ class KernelClassifier(ClassifierMixin, BaseEstimator):
         return standardized(X, self.mean_, self.scale_, dtype)
 
     def _hyper_parameters(self, settings: dict, X: torch.Tensor, Y: torch.Tensor) -> tuple[float | None, float]:
-        """(σ, λ): as given, σ from the median heuristic, or both from a held-out search (``search_``)."""
+        """(σ, λ): as given, σ from the median heuristic, or from a held-out search (then ``search_``)."""
         kernel, sigma, lam = settings["kernel"], settings["sigma"], settings["lam"]
         self.search_ = None
-        median = None if kernel == "linear" else \
-            median_sigma(X, generator=torch.Generator().manual_seed(settings["seed"]))
-        fixed_sigma = median if sigma in (None, "auto") or kernel == "linear" else float(sigma)
         search_sigma = sigma == "auto" and kernel != "linear"
+        if kernel == "linear":
+            sigma = None
+        elif sigma in (None, "auto"):
+            sigma = median_sigma(X, generator=torch.Generator().manual_seed(settings["seed"]))
         if not search_sigma and lam != "auto":
-            return fixed_sigma, float(lam)
-        sigmas = selection.bandwidth_grid(median) if search_sigma else [fixed_sigma]
-        lams = selection.LAMBDAS if lam == "auto" else [float(lam)]
+            return sigma, float(lam)
+        sigmas = selection.bandwidth_grid(sigma) if search_sigma else [sigma]
+        floor = lambda_floor(X.dtype)
+        lams = sorted({max(value, floor) for value in selection.LAMBDAS}) if lam == "auto" else [float(lam)]
         try:
             search = selection.select(X, Y, kernel, sigmas, lams, seed=settings["seed"], precision=X.dtype)
         except selection.TooFewPoints:
-            return fixed_sigma, DEFAULT_LAM if lam == "auto" else float(lam)
+            return sigma, DEFAULT_LAM if lam == "auto" else float(lam)
         self.search_ = search.to_dict()
         return search.sigma, search.lam
 

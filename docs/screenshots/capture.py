@@ -1,0 +1,80 @@
+"""Regenerate docs/screenshots/compare.png from real comparisons.
+
+    python docs/screenshots/capture.py [--keep DIR | --store PATH]
+
+Runs `toptune compare` at small settings (200 training and 100 test images at 64 px, 2 fine-tuning
+epochs: a few minutes on two CPU cores) for a few backbones, classifiers and datasets into a fresh
+store, serves it with `toptune dashboard` and photographs the Compare page in Debian's headless
+Chromium. `--keep DIR` leaves the store there, to browse it afterwards; `--store PATH` photographs a
+store made earlier instead of running anything.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.metadata
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT))
+
+from tests import browser
+
+SMALL = ["--preset", "cpu", "--param", "max_train=200", "--param", "max_test=100", "--param", "image_size=64",
+         "--fine-param", "epochs=2"]
+# (dataset, backbone, classifier): two classifiers and two backbones on digits, and digits under a
+# covariate shift when the example plugin distribution is installed.
+SETUPS = [("digits", "efficientnet_lite0", "kernel"), ("digits", "efficientnet_lite0", "ridge"),
+          ("digits", "efficientnet_lite1", "kernel"), ("digits-shift", "efficientnet_lite0", "kernel")]
+
+
+def _has_example_plugin() -> bool:
+    try:
+        importlib.metadata.distribution("toptune-plugin-example")
+        return True
+    except importlib.metadata.PackageNotFoundError:
+        return False
+
+
+def compare(store: Path, cache: Path) -> None:
+    for dataset, backbone, classifier in SETUPS:
+        if dataset == "digits-shift" and not _has_example_plugin():
+            print("skipping digits-shift: pip install ./examples/toptune-plugin-example", flush=True)
+            continue
+        print(f"toptune compare: {dataset} · {backbone} · {classifier}", flush=True)
+        subprocess.run([sys.executable, "-m", "toptune.cli", "compare", "--dataset", dataset, "--backbone", backbone,
+                        "--classifier", classifier, *SMALL, "--store", str(store), "--cache-dir", str(cache),
+                        "--quiet"], check=True)
+
+
+def photograph(store: Path, out: Path, log: Path) -> None:
+    with browser.dashboard(store, log) as url, browser.chromium(width=1400, height=1000) as page:
+        browser.open_page(page, url, "compare")
+        page.locator(".js-plotly-plot").nth(2).wait_for()
+        if browser.exceptions(page):
+            raise SystemExit(f"the Compare page failed: {browser.exceptions(page)}")
+        browser.screenshot(page, out)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--keep", type=Path, help="folder to keep the store in")
+    parser.add_argument("--store", type=Path, help="an existing store to photograph, running nothing")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        store = args.store
+        if store is None:
+            folder = args.keep or Path(tmp)
+            folder.mkdir(parents=True, exist_ok=True)
+            store = folder / "compare.duckdb"
+            compare(store, Path(tmp) / "features")
+        out = ROOT / "docs" / "screenshots" / "compare.png"
+        photograph(store, out, Path(tmp) / "server.log")
+        print(f"wrote {out}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,198 @@
+"""Sweeps on Ray: a grid of runs, feature extraction shared, one writer, resumable.
+
+The driver (this process) is the only one that opens the store: Ray workers compute, results travel
+back, and the driver records them through the same store code as single runs. Top-tuning cells that
+share a (backbone, dataset, preprocessing, subset) get their features from one extraction task whose
+result reaches them through Ray's object store, so the grid also works on machines that share no disk.
+A cell's id is a digest of its spec and the sweep's a digest of the grid: running the same spec again
+skips finished cells. A task whose worker dies is retried once by Ray; a second death fails the cell.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass, field
+
+from .errors import ToptuneError
+from .features import FeatureCache
+from .progress import Progress
+from .runner import record_failure, record_result, start_record
+from .spec import FEATURE_METHODS, ResolvedSpec, resolve
+from .store import Store
+from .sweep_spec import Cell, SweepSpec, _digest
+
+FEATURE_PARAMS = ("image_size", "max_train", "max_test", "device", "batch_size", "num_workers")
+
+
+@dataclass
+class SweepReport:
+    sweep_id: str
+    total: int
+    skipped: int = 0
+    finished: int = 0
+    failed: int = 0
+    interrupted: int = 0
+    run_ids: list = field(default_factory=list)
+    seconds: float = 0.0
+
+
+def _set_threads(n: int) -> None:
+    import torch
+
+    torch.set_num_threads(max(1, n))
+
+
+def _extract_task(rs: ResolvedSpec, cache_dir: str | None, threads: int):
+    """Ray task: the features of every split a top-tuning cell needs, keyed like the feature cache."""
+    from .device import pick_device
+    from .top_tuning import extract_features
+
+    _set_threads(threads)
+    device = pick_device(rs.params["run"]["device"])
+    return extract_features(rs, FeatureCache(cache_dir), device, Progress())
+
+
+def _run_task(rs: ResolvedSpec, features: dict | None, cache_dir: str | None, threads: int):
+    """Ray task: one cell, start to result; features (when given) come from the object store."""
+    from .features import PreloadedCache
+    from .runner import execute
+
+    _set_threads(threads)
+    cache = PreloadedCache(features or {}, FeatureCache(cache_dir))
+    return execute(rs, cache=cache)
+
+
+def feature_group(rs: ResolvedSpec) -> str | None:
+    """Cells with the same group can share one extraction; None for methods that train the backbone."""
+    if rs.method not in FEATURE_METHODS:
+        return None
+    run = rs.params["run"]
+    return _digest({"backbone": rs.spec.backbone, "bp": rs.params["backbone"], "dataset": rs.spec.dataset,
+                    "dp": rs.params["dataset"], **{k: run.get(k) for k in FEATURE_PARAMS}})
+
+
+def finished_cells(store: Store, sweep_id: str) -> set[str]:
+    return {r["cell_key"] for r in store.runs(sweep_id=sweep_id, status="finished")}
+
+
+def _resources(rs: ResolvedSpec, gpus_available: bool, cpus_per_task: int) -> dict:
+    if gpus_available and rs.method not in FEATURE_METHODS:
+        return {"num_gpus": 1, "num_cpus": cpus_per_task}
+    return {"num_cpus": cpus_per_task}
+
+
+class _Driver:
+    def __init__(self, spec: SweepSpec, store: Store, cache_dir, max_concurrent: int, cpus_per_task: int,
+                 progress: Progress):
+        import ray
+
+        self.ray, self.spec, self.store, self.progress = ray, spec, store, progress
+        self.cache_dir = str(cache_dir) if cache_dir else None
+        self.max_concurrent, self.cpus = max_concurrent, cpus_per_task
+        self.gpus = ray.cluster_resources().get("GPU", 0) > 0
+        self.report = SweepReport(spec.sweep_id, 0)
+        self.extract = ray.remote(_extract_task).options(max_retries=1, num_cpus=cpus_per_task)
+        self.run_one = ray.remote(_run_task)
+        self.features: dict[str, object] = {}
+        self.in_flight: dict[object, tuple[Cell, str]] = {}
+
+    def _start(self, cell: Cell, rs: ResolvedSpec) -> str:
+        links = {"sweep_id": self.spec.sweep_id, "cell_key": cell.key}
+        run_id = self.store.start_run({**start_record(rs), **links})
+        self.report.run_ids.append(run_id)
+        return run_id
+
+    def _invalid(self, cell: Cell, exc: ToptuneError) -> None:
+        """A cell whose spec does not validate fails alone, recorded like any failed run."""
+        run_id = self.store.start_run({"method": cell.spec.method, "backbone": cell.spec.backbone,
+                                       "classifier": cell.spec.classifier, "dataset": cell.spec.dataset,
+                                       "seed": cell.spec.seed, "spec": cell.spec.to_dict(),
+                                       "sweep_id": self.spec.sweep_id, "cell_key": cell.key})
+        self.report.run_ids.append(run_id)
+        record_failure(self.store, run_id, exc)
+        self.report.failed += 1
+        self.progress.advance()
+
+    def _submit(self, cell: Cell, rs: ResolvedSpec) -> None:
+        group = feature_group(rs)
+        if group is not None and group not in self.features:
+            self.features[group] = self.extract.remote(rs, self.cache_dir, self.cpus)
+        task = self.run_one.options(max_retries=1, **_resources(rs, self.gpus, self.cpus))
+        ref = task.remote(rs, self.features.get(group), self.cache_dir, self.cpus)
+        self.in_flight[ref] = (cell, self._start(cell, rs))
+
+    def _collect(self, timeout: float | None) -> None:
+        ready, _ = self.ray.wait(list(self.in_flight), num_returns=1, timeout=timeout)
+        for ref in ready:
+            cell, run_id = self.in_flight.pop(ref)
+            try:
+                record_result(self.store, run_id, self.ray.get(ref))
+                self.report.finished += 1
+            except Exception as exc:  # the cell's own error, or its worker died twice
+                record_failure(self.store, run_id, _unwrap(exc))
+                self.report.failed += 1
+            self.progress.advance()
+
+    def interrupt(self) -> None:
+        for ref, (_, run_id) in self.in_flight.items():
+            self.ray.cancel(ref, force=True)
+            self.store.interrupt_run(run_id, "sweep interrupted")
+            self.report.interrupted += 1
+        self.in_flight.clear()
+
+    def drive(self, todo: list[Cell]) -> None:
+        pending = list(todo)
+        while pending or self.in_flight:
+            while pending and len(self.in_flight) < self.max_concurrent:
+                cell = pending.pop(0)
+                try:
+                    self._submit(cell, resolve(cell.spec))
+                except ToptuneError as exc:
+                    self._invalid(cell, exc)
+            if self.in_flight:
+                self._collect(timeout=1.0)
+
+
+def _unwrap(exc: Exception) -> Exception:
+    """The user's error inside Ray's wrapper, so the stored message says what went wrong."""
+    cause = getattr(exc, "cause", None)
+    return cause if isinstance(cause, BaseException) else exc
+
+
+def connect(address: str | None = None, num_cpus: int | None = None) -> None:
+    """Join a Ray cluster (address or RAY_ADDRESS), else start Ray on this machine."""
+    import ray
+
+    if ray.is_initialized():
+        return
+    address = address or os.environ.get("RAY_ADDRESS")
+    # Workers import toptune from this interpreter's environment; silence Ray's own banners.
+    kwargs = {"include_dashboard": False, "log_to_driver": False, "configure_logging": False}
+    if address:
+        ray.init(address=address, **kwargs)
+    else:
+        ray.init(num_cpus=num_cpus, **kwargs)
+
+
+def sweep(spec: SweepSpec, store: Store, *, cache_dir=None, max_concurrent: int | None = None,
+          cpus_per_task: int = 1, progress: Progress | None = None, address: str | None = None) -> SweepReport:
+    """Run every unfinished cell of ``spec`` on Ray; returns counts and the run ids recorded."""
+    import ray
+
+    cells = spec.cells()
+    done = finished_cells(store, spec.sweep_id)
+    todo = [c for c in cells if c.key not in done]
+    connect(address)
+    slots = int(ray.cluster_resources().get("CPU", 1)) // max(1, cpus_per_task)
+    driver = _Driver(spec, store, cache_dir, max_concurrent or max(1, slots), cpus_per_task, progress or Progress())
+    driver.report.total, driver.report.skipped = len(cells), len(cells) - len(todo)
+    t0 = time.perf_counter()
+    with driver.progress.stage(f"sweep {spec.sweep_id}", len(todo)):
+        try:
+            driver.drive(todo)
+        except KeyboardInterrupt:
+            driver.interrupt()
+            raise
+    driver.report.seconds = time.perf_counter() - t0
+    return driver.report

@@ -1,0 +1,174 @@
+"""The Launch page: a form generated from the registry, validated before anything is queued."""
+
+import importlib.metadata
+
+import pytest
+from toptune import compare as cmp
+from toptune import jobs, registry
+from toptune.spec import RunSpec
+
+from .conftest import write_distribution
+from .dashboard_support import open_page, texts
+
+
+@pytest.fixture
+def launch(tmp_path, monkeypatch):
+    """The Launch page on a fresh store, with worker starts recorded instead of spawned."""
+    path = tmp_path / "runs.duckdb"
+    monkeypatch.setenv("TOPTUNE_STORE", str(path))
+    started = []
+    monkeypatch.setattr(jobs, "ensure_worker", lambda p: started.append(str(p)))
+    at = open_page("launch")
+    assert not at.exception and not at.error
+    return at, path, started
+
+
+def field(at, suffix: str):
+    """The form widget of a parameter, by the end of its key ('params.max_train', 'top.classifier.M')."""
+    widgets = [w for kind in ("text_input", "number_input", "selectbox", "checkbox") for w in getattr(at, kind)]
+    (match,) = [w for w in widgets if (w.key or "").endswith("." + suffix)]
+    return match
+
+
+def submit(at):
+    (button,) = at.button  # the form's submit button is the only button before any job exists
+    return button.click().run()
+
+
+def test_the_form_offers_every_plugin_and_each_parameter(launch):
+    at, _, _ = launch
+    options = {w.label: w.options for w in at.selectbox if w.label in ("Dataset", "Backbone", "Classifier")}
+    for kind, label in (("dataset", "Dataset"), ("backbone", "Backbone"), ("classifier", "Classifier")):
+        assert options[label] == registry.list_plugins(kind)
+    assert field(at, "params.max_train").value == "" and field(at, "params.batch_size").value == 32
+    assert field(at, "params.classifier.kernel").options == ["gaussian", "laplacian", "linear"]
+    assert field(at, "params.cache").value is True
+    at.selectbox(key="launch_classifier").select("ridge").run()
+    assert field(at, "params.classifier.alpha").value == ""  # default None: automatic
+    at.selectbox(key="launch_method").select("fine-tune").run()
+    assert field(at, "params.epochs").value == 15
+    assert not [w for w in at.selectbox if w.label == "Classifier"]  # fine-tuning trains its own head
+
+
+@pytest.mark.parametrize("suffix, value, message", [
+    ("params.max_train", "1", "max_train"),
+    ("params.max_test", "many", "expected int"),
+    ("params.classifier.lam", "-1", "must be >= 0"),
+])
+def test_a_bad_parameter_shows_an_inline_error_and_queues_nothing(launch, suffix, value, message):
+    at, path, started = launch
+    field(at, suffix).input(value)
+    submit(at)
+    assert not at.exception
+    (error,) = at.error
+    assert "Not queued" in error.value and message in error.value
+    assert jobs.list_jobs(path) == [] and started == []
+
+
+def test_a_valid_run_is_queued_for_the_worker(launch):
+    at, path, started = launch
+    at.selectbox(key="launch_classifier").select("ridge").run()
+    field(at, "params.max_train").input("40")
+    field(at, "params.max_test").input("20")
+    at.number_input(key="launch_seed").set_value(2)
+    submit(at)
+    assert not at.error and "Queued job" in texts(at)
+    (job,) = jobs.list_jobs(path)
+    assert job["kind"] == "run" and job["state"] == "queued"
+    assert RunSpec.from_dict(job["payload"]) == RunSpec("top-tune", "efficientnet_lite0", "digits", "ridge",
+                                                        {"max_train": "40", "max_test": "20"}, 2)
+    assert started == [str(path)]
+    assert "queued" in texts(at) and job["id"] in texts(at)  # the jobs panel lists it
+
+
+def test_a_comparison_is_queued_with_the_preset_left_to_the_engine(launch):
+    at, path, _ = launch
+    at.radio(key="launch_mode").set_value("compare").run()
+    at.selectbox(key="launch_preset").select("cpu").run()
+    at.selectbox(key="launch_classifier").select("ridge").run()
+    assert field(at, "shared.image_size").value == 128 and field(at, "fine.epochs").value == 3
+    field(at, "shared.max_train").input("50")
+    field(at, "fine.epochs").set_value(1)
+    submit(at)
+    assert not at.error
+    (job,) = jobs.list_jobs(path)
+    assert job["kind"] == "compare"
+    assert job["payload"] == {"dataset": "digits", "backbone": "efficientnet_lite0", "classifier": "ridge",
+                              "seeds": 1, "shared": {"max_train": "50"}, "top": {}, "fine": {"epochs": 1},
+                              "preset": "cpu"}
+    fine = cmp.plan(**job["payload"])[1]
+    assert fine.params == {"image_size": 128, "max_train": "50", "epochs": 1, "lr": 1e-3}
+
+
+def test_cancel_from_the_jobs_panel(launch):
+    at, path, _ = launch
+    field(at, "params.max_train").input("40")
+    submit(at)
+    (job,) = jobs.list_jobs(path)
+    cancel = [b for b in at.button if b.key == f"cancel-{job['id']}"]
+    assert cancel, "a queued job offers Cancel"
+    cancel[0].click().run()
+    assert jobs.get_job(path, job["id"])["state"] == "cancelled"
+    assert not [b for b in at.button if (b.key or "").startswith("cancel-")]
+
+
+def test_a_third_party_plugin_appears_with_its_own_parameters(plugin_site, tmp_path, monkeypatch):
+    write_distribution(plugin_site, "toptune-centroid", {"toptune.classifiers": {"centroid": "centroid_mod:Centroid"}},
+                       {"centroid_mod.py": CENTROID})
+    monkeypatch.setenv("TOPTUNE_STORE", str(tmp_path / "runs.duckdb"))
+    at = open_page("launch")
+    at.selectbox(key="launch_classifier").select("centroid").run()
+    shrink = field(at, "params.classifier.shrink")
+    assert shrink.value == "0.5" and "≤ 1" in shrink.placeholder
+    shrink.input("3")
+    submit(at)
+    (error,) = at.error
+    assert "classifier 'centroid'" in error.value and "shrink" in error.value
+    assert jobs.list_jobs(tmp_path / "runs.duckdb") == []
+
+
+def _installed(name: str) -> bool:
+    try:
+        importlib.metadata.distribution(name)
+        return True
+    except importlib.metadata.PackageNotFoundError:
+        return False
+
+
+@pytest.mark.skipif(not _installed("toptune-plugin-example"),
+                    reason="pip install ./examples/toptune-plugin-example (CI does) to see it in the form")
+def test_the_example_plugin_distribution_is_in_the_launch_form(tmp_path, monkeypatch):
+    monkeypatch.setenv("TOPTUNE_STORE", str(tmp_path / "runs.duckdb"))
+    at = open_page("launch")
+    options = {w.key: w.options for w in at.selectbox}
+    assert "lenet5" in options["launch_backbone"] and "nearest-mean" in options["launch_classifier"]
+    assert "digits-shift" in options["launch_dataset"]
+    at.selectbox(key="launch_dataset").select("digits-shift").run()
+    at.selectbox(key="launch_backbone").select("lenet5").run()
+    at.selectbox(key="launch_classifier").select("nearest-mean").run()
+    assert field(at, "params.dataset.shift").options == ["noise", "blur"]
+    assert field(at, "params.backbone.activation").value == "tanh"
+    assert field(at, "params.classifier.metric").options == ["euclidean", "cosine"]
+    assert not at.error and not at.exception
+
+
+CENTROID = '''
+import numpy as np
+from toptune.params import Param
+
+class Centroid:
+    api_version = 1
+    description = "class centroids, shrunk towards the global mean"
+    params = {"shrink": Param("float", 0.5, "how far to shrink", min=0.0, max=1.0)}
+    def __init__(self, shrink=0.5):
+        self.shrink = shrink
+    def fit(self, X, y):
+        self.classes_ = np.unique(y)
+        self.means_ = np.stack([X[y == c].mean(0) for c in self.classes_])
+        self.n_trained_params_ = int(self.means_.size)
+        return self
+    def predict(self, X):
+        return self.classes_[((X[:, None] - self.means_[None]) ** 2).sum(-1).argmin(1)]
+    def score(self, X, y):
+        return float((self.predict(X) == y).mean())
+'''
