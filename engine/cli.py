@@ -397,6 +397,7 @@ def dashboard(
 
 
 from . import cli_cluster  # noqa: E402,F401  registers `toptune cluster` on app (needs the names above)
+from . import cli_sweep  # noqa: E402,F401  registers `toptune sweep`
 
 
 def main() -> None:

@@ -7,6 +7,7 @@ than failing a run over one bad file; a split with no readable image is an error
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
@@ -162,3 +163,37 @@ class FeatureCache:
         finally:
             if os.path.exists(tmp):
                 os.unlink(tmp)
+
+
+class RecordingCache:
+    """A cache wrapper that remembers every feature set it hands out or stores, by key."""
+
+    def __init__(self, inner: FeatureCache | None):
+        self.inner, self.seen = inner, {}
+
+    def get(self, key: str) -> FeatureSet | None:
+        found = self.inner.get(key) if self.inner else None
+        if found is not None:
+            self.seen[key] = found
+        return found
+
+    def put(self, key: str, fs: FeatureSet, meta: dict | None = None) -> None:
+        self.seen[key] = fs
+        if self.inner:
+            self.inner.put(key, fs, meta)
+
+
+class PreloadedCache:
+    """Features handed over in memory (e.g. through Ray's object store) in front of a disk cache."""
+
+    def __init__(self, preloaded: dict[str, FeatureSet], fallback: FeatureCache | None = None):
+        self.preloaded, self.fallback = preloaded, fallback
+
+    def get(self, key: str) -> FeatureSet | None:
+        if key in self.preloaded:
+            return dataclasses.replace(self.preloaded[key], cache_hit=True)
+        return self.fallback.get(key) if self.fallback else None
+
+    def put(self, key: str, fs: FeatureSet, meta: dict | None = None) -> None:
+        if self.fallback:
+            self.fallback.put(key, fs, meta)

@@ -98,6 +98,21 @@ def start_record(rs: ResolvedSpec) -> dict:
             "device": pick_device(rs.params["run"]["device"]), "info": {"python": platform.python_version()}}
 
 
+def record_result(store: Store, run_id: str, result: RunResult) -> None:
+    """Write a finished run: artifacts beside the store, then its row, predictions and epochs."""
+    write_artifacts(store.path, run_id, result.artifacts)
+    store.finish_run(run_id, result.record(), y_true=result.y_true, y_pred=result.y_pred, samples=result.samples,
+                     epochs=result.epochs)
+
+
+def record_failure(store: Store, run_id: str, exc: BaseException) -> None:
+    """Mark a run interrupted (Ctrl-C, cancel) or failed with a one-line reason."""
+    if isinstance(exc, KeyboardInterrupt):
+        store.interrupt_run(run_id, str(exc) or "interrupted by the user")
+    else:
+        store.fail_run(run_id, str(exc) if isinstance(exc, ToptuneError) else f"{type(exc).__name__}: {exc}")
+
+
 def run(spec: RunSpec, store: Store | None = None, *, cache: FeatureCache | None = None,
         progress: Progress | None = None, links: dict | None = None) -> tuple[str, RunResult]:
     """Validate, record as running, execute, record the outcome. Returns (run id, result).
@@ -109,16 +124,8 @@ def run(spec: RunSpec, store: Store | None = None, *, cache: FeatureCache | None
     run_id = store.start_run({**start_record(rs), **(links or {})})
     try:
         result = execute(rs, cache=cache, progress=progress)
-        write_artifacts(store.path, run_id, result.artifacts)
-    except KeyboardInterrupt:
-        store.interrupt_run(run_id)
-        raise
-    except ToptuneError as exc:
-        store.fail_run(run_id, str(exc))
-        raise
+        record_result(store, run_id, result)
     except BaseException as exc:
-        store.fail_run(run_id, f"{type(exc).__name__}: {exc}")
+        record_failure(store, run_id, exc)
         raise
-    store.finish_run(run_id, result.record(), y_true=result.y_true, y_pred=result.y_pred, samples=result.samples,
-                     epochs=result.epochs)
     return run_id, result

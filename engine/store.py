@@ -93,6 +93,11 @@ MIGRATIONS: list[list[str]] = [
         "ALTER TABLE runs ADD COLUMN study_id VARCHAR",
         "ALTER TABLE runs ADD COLUMN metrics JSON",
     ],
+    [
+        # Sweeps: the grid's id and each cell's id, so a sweep can resume where it stopped.
+        "ALTER TABLE runs ADD COLUMN sweep_id VARCHAR",
+        "ALTER TABLE runs ADD COLUMN cell_key VARCHAR",
+    ],
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 

@@ -160,6 +160,38 @@ def _unwrap(exc: Exception) -> Exception:
     return cause if isinstance(cause, BaseException) else exc
 
 
+def preflight(spec: SweepSpec) -> None:
+    """Load every dataset once before the grid starts (downloading what can be downloaded), so a missing
+    one stops the sweep with one clear message instead of failing hundreds of cells."""
+    from . import registry
+    from .errors import DatasetError
+
+    missing = {}
+    for name in spec.datasets:
+        try:
+            registry.create("dataset", name, **_dataset_params(spec, name)).load()
+        except DatasetError as exc:
+            missing[name] = str(exc)
+    if missing:
+        first = next(iter(missing))
+        raise DatasetError(f"{len(missing)} of {len(spec.datasets)} datasets are not available and could not be "
+                           f"downloaded: {', '.join(missing)}. First error: {missing[first]}")
+
+
+def _dataset_params(spec: SweepSpec, name: str) -> dict:
+    """The sweep's scalar dataset params that this dataset declares (for the preflight load)."""
+    from . import registry
+
+    schema = registry.load("dataset", name).params
+    out = {}
+    for key, value in spec.params.items():
+        ns, dot, param = key.partition(".")
+        param = param if dot else key
+        if (not dot or ns == "dataset") and param in schema and not isinstance(value, list):
+            out[param] = value
+    return out
+
+
 def connect(address: str | None = None, num_cpus: int | None = None) -> None:
     """Join a Ray cluster (address or RAY_ADDRESS), else start Ray on this machine."""
     import ray

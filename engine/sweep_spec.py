@@ -28,6 +28,18 @@ from typing import Any
 from .errors import ParamError, ToptuneError
 from .spec import FEATURE_METHODS, METHOD_PARAMS, RunSpec, _schemas
 
+# The study's grid (Alfano et al.): the datasets torchvision can download, top-tuning with each classifier
+# of the ablation and fine-tuning, 3 seeds; backbones are the ones whose weights ship offline.
+PAPER_PRESET = {
+    "name": "paper",
+    "datasets": ["cifar10", "cifar100", "dtd", "eurosat", "fgvc_aircraft", "flowers102", "oxford_pets",
+                 "stanford_cars", "caltech101", "food101"],
+    "backbones": ["efficientnet_lite0", "efficientnet_lite1", "efficientnet_lite2"],
+    "methods": ["top-tune", "fine-tune"],
+    "classifiers": ["kernel", "ridge", "logistic", "fc-head"],
+    "seeds": 3,
+}
+
 _FIELDS = {"name", "datasets", "backbones", "methods", "classifiers", "seeds", "params", "method_params"}
 
 

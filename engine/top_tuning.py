@@ -9,7 +9,7 @@ import numpy as np
 from . import registry
 from .data import dataset_info, fixed_subset, preprocessing
 from .errors import DatasetError
-from .features import FeatureCache, FeatureSet, cache_key, extract
+from .features import FeatureCache, FeatureSet, RecordingCache, cache_key, extract
 from .progress import Progress
 from .spec import ResolvedSpec
 
@@ -61,16 +61,30 @@ def _chosen(clf, schema: dict) -> dict:
     return out
 
 
-def top_tune(rs: ResolvedSpec, cache: FeatureCache | None, device: str, progress: Progress) -> dict:
-    """Extract (or reuse) features, fit the classifier plugin, predict the test split."""
+def _split_features(rs: ResolvedSpec, cache: FeatureCache | None, device: str, progress: Progress):
+    """(splits, backbone, feature getter, train FeatureSet, test FeatureSet) of a top-tuning spec."""
     spec, run = rs.spec, rs.params["run"]
     dataset = registry.create("dataset", spec.dataset, **rs.params["dataset"])
     backbone = registry.create("backbone", spec.backbone, **rs.params["backbone"])
     splits = dataset.load()
-    info = dataset_info(splits)
     feats = _Features(rs, backbone, dataset, cache if run["cache"] else None, device, progress)
     train = feats.get("train", splits.train, fixed_subset(np.asarray(splits.train.labels), run["max_train"]))
     test = feats.get("test", splits.test, fixed_subset(np.asarray(splits.test.labels), run["max_test"]))
+    return splits, backbone, feats, train, test
+
+
+def extract_features(rs: ResolvedSpec, cache: FeatureCache, device: str, progress: Progress) -> dict:
+    """Only the feature half of top-tuning: {cache key: FeatureSet}, for other processes to reuse."""
+    recorder = RecordingCache(cache)
+    _split_features(rs, recorder, device, progress)
+    return recorder.seen
+
+
+def top_tune(rs: ResolvedSpec, cache: FeatureCache | None, device: str, progress: Progress) -> dict:
+    """Extract (or reuse) features, fit the classifier plugin, predict the test split."""
+    spec = rs.spec
+    splits, backbone, feats, train, test = _split_features(rs, cache, device, progress)
+    info = dataset_info(splits)
     if len(np.unique(train.labels)) < 2:
         raise DatasetError(f"dataset '{spec.dataset}': fewer than 2 classes have readable training images")
 
