@@ -21,7 +21,7 @@ from uuid import uuid4
 from .errors import ParamError, ToptuneError
 from .progress import Progress
 
-KINDS = ("run", "compare")
+KINDS = ("run", "compare", "cluster", "sweep")
 STATES = ("queued", "running", "finished", "failed", "cancelled")
 
 
@@ -82,7 +82,8 @@ class FileProgress(Progress):
 
 
 def submit(store_path, kind: str, payload: dict) -> str:
-    """Queue a job; ``payload`` is a RunSpec dict (kind 'run') or compare.plan's arguments ('compare')."""
+    """Queue a job. ``payload``: a RunSpec dict ('run'), the arguments of compare.plan ('compare') or
+    clustering.plan ('cluster'), or a sweep spec dict ('sweep')."""
     if kind not in KINDS:
         raise ParamError(f"unknown job kind {kind!r} ({', '.join(KINDS)})")
     job_id = f"{time.strftime('%Y%m%d%H%M%S')}-{uuid4().hex[:6]}"
@@ -123,12 +124,22 @@ def _execute(store_path, job: dict, progress: FileProgress) -> list[str]:
     from .spec import RunSpec
     from .store import Store
 
-    store = Store(store_path)
+    store, payload = Store(store_path), job["payload"]
     if job["kind"] == "run":
-        run_id, _ = run(RunSpec.from_dict(job["payload"]), store, progress=progress)
+        run_id, _ = run(RunSpec.from_dict(payload), store, progress=progress)
         return [run_id]
-    c = cmp.compare(cmp.plan(**job["payload"]), store, progress=progress)
-    return c.run_ids
+    if job["kind"] == "cluster":
+        from . import clustering
+
+        return clustering.run_study(clustering.plan(**payload), store, progress=progress).run_ids
+    if job["kind"] == "sweep":
+        from .sweep import preflight, sweep
+        from .sweep_spec import SweepSpec
+
+        spec = SweepSpec.from_dict(payload)
+        preflight(spec)
+        return sweep(spec, store, progress=progress).run_ids
+    return cmp.compare(cmp.plan(**payload), store, progress=progress).run_ids
 
 
 def _next_job(store_path) -> dict | None:

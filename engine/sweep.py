@@ -194,7 +194,10 @@ def _dataset_params(spec: SweepSpec, name: str) -> dict:
 
 def connect(address: str | None = None, num_cpus: int | None = None) -> None:
     """Join a Ray cluster (address or RAY_ADDRESS), else start Ray on this machine."""
-    import ray
+    try:
+        import ray
+    except ImportError:
+        raise ToptuneError("sweeps run on Ray, which is not installed: pip install 'toptune[sweep]'") from None
 
     if ray.is_initialized():
         return
@@ -210,12 +213,12 @@ def connect(address: str | None = None, num_cpus: int | None = None) -> None:
 def sweep(spec: SweepSpec, store: Store, *, cache_dir=None, max_concurrent: int | None = None,
           cpus_per_task: int = 1, progress: Progress | None = None, address: str | None = None) -> SweepReport:
     """Run every unfinished cell of ``spec`` on Ray; returns counts and the run ids recorded."""
-    import ray
-
     cells = spec.cells()
     done = finished_cells(store, spec.sweep_id)
     todo = [c for c in cells if c.key not in done]
     connect(address)
+    import ray
+
     slots = int(ray.cluster_resources().get("CPU", 1)) // max(1, cpus_per_task)
     driver = _Driver(spec, store, cache_dir, max_concurrent or max(1, slots), cpus_per_task, progress or Progress())
     driver.report.total, driver.report.skipped = len(cells), len(cells) - len(todo)
