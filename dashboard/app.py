@@ -13,6 +13,10 @@ from toptune.dashboard import data
 PAGES = [
     ("runs.py", "Runs", ":material/table_rows:"),
     ("compare.py", "Compare", ":material/compare_arrows:"),
+    ("clustering.py", "Clustering", ":material/bubble_chart:"),
+    ("sweeps.py", "Sweeps", ":material/grid_view:"),
+    ("robustness.py", "Robustness", ":material/blur_on:"),
+    ("selection.py", "Selection", ":material/filter_alt:"),
     ("launch.py", "Launch", ":material/rocket_launch:"),
     ("sql.py", "SQL", ":material/terminal:"),
     ("plugins.py", "Plugins", ":material/extension:"),

@@ -77,22 +77,136 @@ def ablation_bars(runs: pd.DataFrame, by: str, value: str, log: bool = False) ->
     return fig
 
 
-def confusion_heatmap(matrix: pd.DataFrame) -> go.Figure:
+def confusion_heatmap(matrix: pd.DataFrame, x_label: str = "predicted class",
+                      count_label: str = "test images") -> go.Figure:
     fig = px.imshow(matrix, text_auto=True, color_continuous_scale="Blues", aspect="equal",
-                    labels={"x": "predicted class", "y": "true class", "color": "test images"})
+                    labels={"x": x_label, "y": "true class", "color": count_label})
     fig.update_xaxes(type="category")
     fig.update_yaxes(type="category")
     return fig
 
 
 def epoch_figure(epochs: pd.DataFrame) -> go.Figure:
-    """Training loss, and train/validation accuracy, per epoch of a fine-tuning run."""
-    fig = make_subplots(rows=1, cols=2, subplot_titles=("training loss", "accuracy"))
+    """Training loss, and train/validation accuracy when recorded (a VAE has none), per epoch."""
+    measured = [(c, name) for c, name in (("train_accuracy", "train accuracy"), ("val_accuracy", "validation accuracy"))
+                if c in epochs and epochs[c].notna().any()]
+    fig = make_subplots(rows=1, cols=2 if measured else 1,
+                        subplot_titles=("training loss", "accuracy")[:2 if measured else 1])
     fig.add_trace(go.Scatter(x=epochs["epoch"], y=epochs["train_loss"], name="train loss", mode="lines+markers"),
                   row=1, col=1)
-    for column, name in (("train_accuracy", "train accuracy"), ("val_accuracy", "validation accuracy")):
-        if epochs[column].notna().any():
-            fig.add_trace(go.Scatter(x=epochs["epoch"], y=epochs[column], name=name, mode="lines+markers"),
-                          row=1, col=2)
+    for column, name in measured:
+        fig.add_trace(go.Scatter(x=epochs["epoch"], y=epochs[column], name=name, mode="lines+markers"), row=1, col=2)
     fig.update_xaxes(title_text="epoch", dtick=1)
+    return fig
+
+
+# ---- clustering ------------------------------------------------------------------------------------
+PIPELINE_COLOURS = {"image-vae": "#ff7f0e", "feature-vae": "#1f77b4", "kmeans": "#555555"}
+PIPELINE_NAMES = {"image-vae": "image VAE", "feature-vae": "feature VAE", "kmeans": "k-means on features"}
+
+
+def purity_vs_latent(points: pd.DataFrame) -> go.Figure:
+    """Purity (mean ± std over seeds) against Z per VAE pipeline; k-means, which has no Z, as a flat band.
+
+    ``points`` is ``Study.points()``: one row per (pipeline, Z) with purity, purity_std, overlaps….
+    """
+    fig = go.Figure()
+    vaes = points[points["latent"].notna()]
+    for pipeline, group in vaes.groupby("pipeline", sort=False):
+        fig.add_trace(go.Scatter(
+            x=group["latent"], y=group["purity"], error_y={"type": "data", "array": group["purity_std"]},
+            mode="lines+markers", name=PIPELINE_NAMES.get(pipeline, pipeline),
+            line_color=PIPELINE_COLOURS.get(pipeline),
+            customdata=group[["overlaps", "overlaps_std", "n_runs"]],
+            hovertemplate="Z=%{x}<br>purity %{y:.3f} ± %{error_y.array:.3f}<br>overlaps %{customdata[0]:.1f} ± "
+                          "%{customdata[1]:.1f}<br>%{customdata[2]} run(s)<extra></extra>"))
+    latents = sorted(vaes["latent"].unique())
+    for row in points[points["pipeline"] == "kmeans"].itertuples():
+        _flat_band(fig, row, latents or [1])
+    wide = len(latents) > 1 and latents[-1] / latents[0] >= 10
+    fig.update_xaxes(title_text="latent size Z" + (" (log)" if wide else ""), type="log" if wide else "linear",
+                     tickvals=latents or None)
+    fig.update_yaxes(title_text="purity (mean ± std over seeds)")
+    return fig
+
+
+def _flat_band(fig: go.Figure, row, latents: list) -> None:
+    """k-means does not depend on Z: one line across every Z, with its ± std as a shaded band."""
+    x = [latents[0], latents[-1]]
+    low, high = row.purity - row.purity_std, row.purity + row.purity_std
+    fig.add_trace(go.Scatter(x=[*x, *x[::-1]], y=[high, high, low, low], fill="toself", mode="none",
+                             fillcolor="rgba(85,85,85,0.15)", hoverinfo="skip", showlegend=False))
+    fig.add_trace(go.Scatter(
+        x=x, y=[row.purity] * 2, mode="lines", name=PIPELINE_NAMES["kmeans"],
+        line={"color": PIPELINE_COLOURS["kmeans"], "dash": "dash"},
+        hovertemplate=f"k-means on features (any Z)<br>purity {row.purity:.3f} ± {row.purity_std:.3f}<br>"
+                      f"overlaps {row.overlaps:.1f} ± {row.overlaps_std:.1f}<extra></extra>"))
+
+
+def _natural(value) -> tuple:
+    """Sort key putting '2' before '10' (cluster ids as text)."""
+    text = str(value)
+    return (0, int(text), "") if text.isdigit() else (1, 0, text)
+
+
+def latent_scatter(points: pd.DataFrame, by: str, title: str, order: list | None = None) -> go.Figure:
+    """The 2-D projection of a run's latent codes, one colour per value of ``by`` (cluster or class).
+
+    ``order`` fixes the legend (a dataset's own class order); by default values sort naturally.
+    """
+    present = set(points[by])
+    order = [v for v in order if v in present] if order else sorted(present, key=_natural)
+    fig = px.scatter(points, x="x", y="y", color=by, category_orders={by: order}, title=title,
+                     hover_data=["sample", "cluster", "class"], labels={"x": "component 1", "y": "component 2"})
+    fig.update_traces(marker={"size": 6, "opacity": 0.8})
+    fig.update_layout(legend_title_text=by)
+    return fig
+
+
+# ---- sweeps ----------------------------------------------------------------------------------------
+# Waiting and failed cells get a fixed colour each (the badges' colours); finished ones a shade of their score.
+SWEEP_STATUS_COLOURS = {"failed": "#ff4b4b", "interrupted": "#ffa421", "running": "#1c83e1", "queued": "#a3a8b8",
+                        "not run": "#e6e8ee", "finished": "#21c354"}  # the last: finished without a score
+
+
+def _layer(cells: pd.DataFrame, rows: list, columns: list, value) -> list[list]:
+    """A rows × columns matrix of ``value(cell)``; None where the grid has no cell."""
+    at = {(c["row"], c["column"]): c for c in cells.to_dict("records")}
+    return [[value(at[(r, c)]) if (r, c) in at else None for c in columns] for r in rows]
+
+
+def _scored(cell: dict) -> bool:
+    return cell["status"] == "finished" and pd.notna(cell["score"])
+
+
+def _discrete_scale(colours: list[str]) -> list[list]:
+    """A colour scale giving the integer code i (with zmin -0.5, zmax n - 0.5) exactly colours[i]."""
+    n = len(colours)
+    return [[edge / n, colour] for i, colour in enumerate(colours) for edge in (i, i + 1)]
+
+
+def sweep_heatmap(cells: pd.DataFrame) -> go.Figure:
+    """The sweep's grid: rows dataset · backbone · method, columns classifier · params · seed.
+
+    Two heatmaps share the grid: finished cells coloured by score (accuracy, or purity for clustering),
+    the others by status. Each shows its score or status as text; hovering shows the spec and any error.
+    """
+    rows, columns = list(dict.fromkeys(cells["row"])), list(dict.fromkeys(cells["column"]))
+    codes = {s: i for i, s in enumerate(SWEEP_STATUS_COLOURS)}
+    status = _layer(cells, rows, columns, lambda c: None if _scored(c) else codes.get(c["status"]))
+    score = _layer(cells, rows, columns, lambda c: c["score"] if _scored(c) else None)
+    status_text = _layer(cells, rows, columns, lambda c: "" if _scored(c) else c["status"])
+    score_text = _layer(cells, rows, columns, lambda c: f"{c['score']:.3f}" if _scored(c) else "")
+    hover = _layer(cells, rows, columns, lambda c: c["hover"])
+    scale = _discrete_scale(list(SWEEP_STATUS_COLOURS.values()))
+    common = {"x": columns, "y": rows, "texttemplate": "%{text}", "customdata": hover,
+              "hovertemplate": "%{customdata}<extra></extra>", "hoverongaps": False, "xgap": 3, "ygap": 3}
+    fig = go.Figure([
+        go.Heatmap(z=status, colorscale=scale, zmin=-0.5, zmax=len(codes) - 0.5, showscale=False, name="status",
+                   text=status_text, **common),
+        go.Heatmap(z=score, colorscale="Greens", zmin=0, zmax=1, name="score", text=score_text,
+                   colorbar={"title": {"text": "score"}, "thickness": 14}, **common)])
+    fig.update_xaxes(type="category", tickangle=-30, side="top")
+    fig.update_yaxes(type="category", autorange="reversed")
+    fig.update_layout(height=110 + max(150, 50 * len(rows)), margin={"t": 90, "b": 20})
     return fig

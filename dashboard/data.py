@@ -16,8 +16,9 @@ import sys
 from pathlib import Path
 
 import pandas as pd
+from toptune import clustering, jobs, registry
 from toptune import compare as cmp
-from toptune import registry
+from toptune.artifacts import artifact_path
 from toptune.store import DEFAULT_PATH, Store
 
 STATUS_COLOURS = {"running": "blue", "finished": "green", "failed": "red", "interrupted": "orange"}
@@ -25,11 +26,13 @@ STATUS_COLOURS = {"running": "blue", "finished": "green", "failed": "red", "inte
 TABLE_COLUMNS = ["status_badge", "id", "created_at", "method", "backbone", "classifier", "dataset", "seed",
                  "accuracy", "train_time_s", "extract_time_s", "fit_time_s", "predict_time_s",
                  "peak_memory_mb", "trained_params", "n_train", "n_test", "n_classes", "pretrain_source",
-                 "device", "cache_hit", "comparison_id", "energy_kwh", "error"]
+                 "device", "cache_hit", "comparison_id", "study_id", "sweep_id", "energy_kwh", "error"]
+# A clustering run has no accuracy: its scores come out of the metrics JSON into these columns.
+CLUSTER_COLUMNS = ["purity", "overlaps", "nmi", "ari"]
 FILTER_COLUMNS = ("dataset", "backbone", "method", "classifier", "status")
 JSON_COLUMNS = ("params", "info", "spec", "metrics")
-SEARCHED = ("id", "method", "backbone", "classifier", "dataset", "status", "error", "comparison_id",
-            "pretrain_source", "params")
+SEARCHED = ("id", "method", "backbone", "classifier", "dataset", "status", "error", "comparison_id", "study_id",
+            "sweep_id", "pretrain_source", "params")
 
 
 def store_path(argv: list[str] | None = None, env: dict | None = None) -> Path:
@@ -51,12 +54,21 @@ def load_runs(path) -> pd.DataFrame:
     rows = store.runs() if store else []
     df = pd.DataFrame(rows)
     if df.empty:
-        return pd.DataFrame(columns=[*TABLE_COLUMNS, "status", *JSON_COLUMNS])
+        return pd.DataFrame(columns=[*TABLE_COLUMNS, *CLUSTER_COLUMNS, "status", *JSON_COLUMNS])
+    for col in CLUSTER_COLUMNS:
+        df[col] = [m.get(col) if isinstance(m, dict) else None for m in df.get("metrics", [None] * len(df))]
     for col in JSON_COLUMNS:
         if col in df:
             df[col] = df[col].map(lambda v: None if v is None else json.dumps(v, sort_keys=True, default=str))
     df.insert(0, "status_badge", df["status"].map(lambda s: [s]))  # drawn as a coloured label
     return df
+
+
+def table_columns(df: pd.DataFrame) -> list[str]:
+    """The runs table's columns; the clustering scores, after accuracy, only when some run has them."""
+    scored = [c for c in CLUSTER_COLUMNS if c in df and df[c].notna().any()]
+    at = TABLE_COLUMNS.index("accuracy") + 1
+    return [*TABLE_COLUMNS[:at], *scored, *TABLE_COLUMNS[at:]]
 
 
 def options(df: pd.DataFrame, column: str) -> list[str]:
@@ -91,9 +103,19 @@ def run_labels(df: pd.DataFrame) -> dict[str, str]:
     """A readable one-line label per run id, for choosing a run."""
     labels = {}
     for row in df.astype(object).where(df.notna(), None).to_dict("records"):
-        names = " · ".join(str(row[c]) for c in ("id", "method", "backbone", "classifier", "dataset") if row[c])
-        labels[row["id"]] = f"{names} · seed {row['seed']} · {row['status']}"
+        parts = [str(row[c]) for c in ("id", "method", "backbone", "classifier", "dataset") if row[c]]
+        parts += _pipeline(row.get("metrics"))
+        labels[row["id"]] = f"{' · '.join(parts)} · seed {row['seed']} · {row['status']}"
     return labels
+
+
+def _pipeline(metrics_json: str | None) -> list[str]:
+    """A clustering run's pipeline and latent size, which tell the runs of one study apart."""
+    metrics = json.loads(metrics_json) if metrics_json else {}
+    if "pipeline" not in metrics:
+        return []
+    z = f" Z={metrics['latent']}" if metrics["pipeline"] != "kmeans" else ""
+    return [metrics["pipeline"] + z]
 
 
 def sort_runs(df: pd.DataFrame, column: str, descending: bool) -> pd.DataFrame:
@@ -109,8 +131,11 @@ def _config_key(params_json: str | None) -> str:
 
 
 def seed_summary(df: pd.DataFrame) -> pd.DataFrame:
-    """Finished runs that differ only by seed, as mean ± std of accuracy and training time."""
-    done = df[df["status"] == "finished"].copy() if not df.empty else df
+    """Finished runs that differ only by seed, as mean ± std of accuracy and training time.
+
+    Clustering runs have no accuracy; the Clustering page summarises them by study instead.
+    """
+    done = df[(df["status"] == "finished") & df["accuracy"].notna()].copy() if not df.empty else df
     columns = ["method", "backbone", "classifier", "dataset", "config", "runs", "seeds", "accuracy_mean",
                "accuracy_std", "accuracy", "train_time_s_mean", "train_time_s_std"]
     if done.empty:
@@ -148,15 +173,29 @@ def run_detail(path, run_id: str) -> dict:
     return Store(path).get_run(run_id)
 
 
-def confusion_matrix(path, run_id: str) -> pd.DataFrame:
-    """Counts with true classes as rows and predicted classes as columns (every class on both axes)."""
+def confusion_matrix(path, run_id: str, names: list[str] | None = None, clusters: bool = False) -> pd.DataFrame:
+    """Counts with true classes as rows and predicted classes as columns (every class on both axes).
+
+    ``names`` (a run's ``info["classes"]``) label the class indices. A clustering run predicts cluster
+    ids, which are no classes: its columns are then the clusters, unnamed and not matched to the rows.
+    """
     rows = Store(path).confusion(run_id)
     if not rows:
         return pd.DataFrame()
     df = pd.DataFrame(rows, columns=["true", "predicted", "n"])
-    classes = sorted(set(df["true"]) | set(df["predicted"]))
+    classes = sorted(set(df["true"]) | (set() if clusters else set(df["predicted"])))
+    columns = sorted(set(df["predicted"])) if clusters else classes
     matrix = df.pivot_table(index="true", columns="predicted", values="n", aggfunc="sum", fill_value=0)
-    return matrix.reindex(index=classes, columns=classes, fill_value=0)
+    matrix = matrix.reindex(index=classes, columns=columns, fill_value=0)
+    if names:
+        label = _class_namer(names)
+        matrix = matrix.rename(index=label, columns=None if clusters else label)
+    return matrix
+
+
+def _class_namer(names: list[str]):
+    """Index -> name, keeping an index the list does not cover (a store older than its dataset)."""
+    return lambda i: names[i] if 0 <= i < len(names) else str(i)
 
 
 def epoch_curves(path, run_id: str) -> pd.DataFrame:
@@ -220,3 +259,37 @@ def run_sql(path, sql: str, timeout_s: float, max_rows: int = 10_000) -> tuple[p
     """One sandboxed read-only query; raises SQLError (rejected or failed) or StoreError."""
     result = Store(path).query(sql, timeout_s=timeout_s, max_rows=max_rows)
     return pd.DataFrame(result.rows, columns=result.columns), result.truncated
+
+
+def load_studies(path) -> list[clustering.Study]:
+    """Clustering studies with at least one finished run, oldest first."""
+    store = _store(path)
+    return clustering.studies(store) if store else []
+
+
+def study_runs(path, study_id: str) -> list[dict]:
+    """A study's runs (any status), decoded, newest first."""
+    return Store(path).runs(study_id=study_id)
+
+
+def has_latents(path, run_id: str) -> bool:
+    """Whether the run exported its latent codes (``--export-latents``), which a projection needs."""
+    return artifact_path(path, run_id, "latent").exists()
+
+
+def latent_projection(path, run_id: str, method: str) -> pd.DataFrame:
+    """One row per image: x, y (PCA or t-SNE of the latent codes), cluster, label, sample."""
+    return pd.DataFrame(clustering.latent_projection(path, run_id, method))
+
+
+def sweep_runs(path, sweep_id: str | None = None) -> list[dict]:
+    """The runs of one sweep, or of every sweep, decoded, newest first."""
+    store = _store(path)
+    if store is None:
+        return []
+    return store.runs(sweep_id=sweep_id) if sweep_id else store.runs(linked_by="sweep_id")
+
+
+def sweep_jobs(path) -> list[dict]:
+    """Sweep jobs of the background queue, newest first (read from the jobs' files, not the store)."""
+    return [j for j in jobs.list_jobs(path) if j["kind"] == "sweep"]

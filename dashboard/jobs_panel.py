@@ -18,6 +18,14 @@ def describe(job: dict) -> str:
     p = job["payload"]
     if job["kind"] == "compare":
         return f"comparison · {p['backbone']} · {p['classifier']} · {p['dataset']} · {p.get('seeds') or 'preset'} seed(s)"
+    if job["kind"] == "cluster":
+        z = ",".join(map(str, p.get("latents") or []))
+        return f"clustering study · {p['backbone']} · {p['dataset']} · Z {z} · {p.get('seeds') or 'preset'} seed(s)"
+    if job["kind"] == "sweep":
+        axes = [" + ".join(map(str, p[k] if isinstance(p[k], list) else [p[k]]))
+                for k in ("datasets", "backbones", "methods", "classifiers") if p.get(k)]
+        name = f" {p['name']}" if p.get("name") else ""
+        return f"sweep{name} · {' × '.join(axes)} (see **Sweeps**)"
     names = [p.get("method"), p.get("backbone"), p.get("classifier"), p.get("dataset")]
     return " · ".join(str(n) for n in names if n) + f" · seed {p.get('seed', 0)}"
 

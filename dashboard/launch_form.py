@@ -18,7 +18,7 @@ from toptune.errors import ToptuneError
 from toptune.params import Param
 from toptune.spec import FEATURE_METHODS, METHOD_PARAMS, RunSpec, resolve
 
-RUN, COMPARE = "run", "compare"
+RUN, COMPARE, CLUSTER, SWEEP = "run", "compare", "cluster", "sweep"
 AUTOMATIC = "(automatic)"
 
 
@@ -143,6 +143,11 @@ def compare_payload(backbone: str, dataset: str, classifier: str, seeds: int, pr
                "preset": preset}
     cmp.plan(**payload)
     return payload
+
+
+def lines(text: str | None) -> list[str]:
+    """The non-empty lines of a key=value text area, without # comments."""
+    return [ln.strip() for ln in (text or "").splitlines() if ln.strip() and not ln.strip().startswith("#")]
 
 
 def widget(f: Field, key: str) -> Any:

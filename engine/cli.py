@@ -398,6 +398,7 @@ def dashboard(
 
 from . import cli_cluster  # noqa: E402,F401  registers `toptune cluster` on app (needs the names above)
 from . import cli_sweep  # noqa: E402,F401  registers `toptune sweep`
+from . import cli_research  # noqa: E402,F401  registers `toptune backbones`, `robustness`, `select-study`
 
 
 def main() -> None:

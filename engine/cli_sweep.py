@@ -10,9 +10,8 @@ from rich.table import Table
 
 from .cli import StoreOpt, _progress, app, guarded, out
 from .errors import ParamError
-from .params import parse_assignments
 from .store import Store
-from .sweep_spec import PAPER_PRESET, SweepSpec
+from .sweep_spec import PAPER_PRESET, SweepSpec, grid_params
 
 
 def _csv(value: str | None) -> list[str] | None:
@@ -22,12 +21,9 @@ def _csv(value: str | None) -> list[str] | None:
 def _spec_from_flags(datasets, backbones, methods, classifiers, seeds, params) -> SweepSpec:
     if not datasets or not backbones:
         raise ParamError("give a SPEC file, --preset paper, or at least --datasets and --backbones")
-    grid_params = {}
-    for key, value in parse_assignments(params).items():
-        grid_params[key] = _csv(value) if "," in value else value  # a comma list is a grid axis
     return SweepSpec.from_dict({"datasets": _csv(datasets), "backbones": _csv(backbones),
                                 "methods": _csv(methods) or ["top-tune"], "classifiers": _csv(classifiers) or ["kernel"],
-                                "seeds": seeds, "params": grid_params})
+                                "seeds": seeds, "params": grid_params(params)})
 
 
 @app.command()

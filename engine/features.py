@@ -86,14 +86,18 @@ def _collate(batch):
 
 
 def extract(module, split, pre: dict, *, device: str = "cpu", batch_size: int = 32, num_workers: int = 0,
-            subset: np.ndarray | None = None, progress: Progress | None = None, stage: str = "extract"):
-    """Run ``module`` over ``split`` (or its ``subset`` of indices); returns a FeatureSet."""
+            subset: np.ndarray | None = None, progress: Progress | None = None, stage: str = "extract",
+            transform=None):
+    """Run ``module`` over ``split`` (or its ``subset`` of indices); returns a FeatureSet.
+
+    ``transform`` replaces the one built from ``pre`` (e.g. with a covariate-shift step inserted).
+    """
     import torch
 
     progress = progress or Progress()
     subset = np.arange(len(split)) if subset is None else np.asarray(subset, dtype=np.int64)
     loader = torch.utils.data.DataLoader(
-        _Decoded(split, build_transform(pre), subset), batch_size=batch_size, num_workers=num_workers,
+        _Decoded(split, transform or build_transform(pre), subset), batch_size=batch_size, num_workers=num_workers,
         collate_fn=_collate, pin_memory=device.startswith("cuda"),
     )
     on_cuda = device.startswith("cuda")

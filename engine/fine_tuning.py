@@ -19,7 +19,9 @@ from . import registry
 from .data import dataset_info, fixed_subset, holdout, preprocessing
 from .errors import DatasetError, ParamError
 from .features import _collate, _Decoded, build_transform
+from .fine_tune_selection import choose_subset, reselecting
 from .progress import Progress
+from .shift import shifted
 from .spec import ResolvedSpec
 
 
@@ -185,14 +187,19 @@ def fine_tune(rs: ResolvedSpec, cache, device: str, progress: Progress) -> dict:
     train_labels, test_labels, train_idx, val_idx, test_idx = _splits(splits, run)
     if len(np.unique(train_labels[train_idx])) < 2:
         raise DatasetError(f"dataset '{spec.dataset}': fewer than 2 classes in the training split")
+    train_idx, selection = choose_subset(rs, splits, backbone, dataset, train_idx, cache, device, progress)
     pre = preprocessing(backbone, run["image_size"])
     model, dim = _network(backbone, len(splits.classes), pre, run["freeze_until"])
     model = model.to(device)
     trained = sum(p.numel() for p in model.parameters() if p.requires_grad)
     eval_tf = build_transform(pre)
     bs, nw = run["batch_size"], run["num_workers"]
-    train_loader = _loader(splits.train, train_transform(pre, run), train_idx, bs, nw, shuffle=True, seed=spec.seed)
-    val_loader = _loader(splits.train, eval_tf, val_idx, bs, nw) if len(val_idx) else None
+    train_loader = _loader(splits.train, shifted(train_transform(pre, run), run, "train"), train_idx, bs, nw,
+                           shuffle=True, seed=spec.seed)
+    train_loader = reselecting(train_loader, selection, model,
+                               lambda pool: _loader(splits.train, shifted(eval_tf, run, "train"), pool, bs, nw),
+                               train_labels, device, progress)
+    val_loader = _loader(splits.train, shifted(eval_tf, run, "train"), val_idx, bs, nw) if len(val_idx) else None
     trainer = _Trainer(model, run, device, len(train_loader), progress)
 
     epochs, best, best_acc, stale = [], None, -1.0, 0
@@ -217,13 +224,15 @@ def fine_tune(rs: ResolvedSpec, cache, device: str, progress: Progress) -> dict:
     train_time = time.perf_counter() - t0
 
     t0 = time.perf_counter()
-    seen, y_pred = predict(model, _loader(splits.test, eval_tf, test_idx, bs, nw), device)
+    seen, y_pred = predict(model, _loader(splits.test, shifted(eval_tf, run, "test"), test_idx, bs, nw), device)
     predict_time = time.perf_counter() - t0
     if not len(seen):
         raise DatasetError(f"dataset '{spec.dataset}': no readable test image")
     info.update(preprocessing=pre, weights_digest=backbone.weights_digest(), n_val=int(len(val_idx)),
                 epochs_run=len(epochs), best_val_accuracy=best_acc if best is not None else None,
                 skipped_test=int(len(test_idx) - len(seen)))
+    if selection:
+        info["selection"] = selection.summary()
     params = {ns: dict(values) for ns, values in rs.params.items()}
     return dict(
         accuracy=float(np.mean(y_pred == test_labels[seen])), train_time_s=train_time, extract_time_s=None,

@@ -21,7 +21,7 @@ from uuid import uuid4
 from .errors import ParamError, ToptuneError
 from .progress import Progress
 
-KINDS = ("run", "compare", "cluster", "sweep")
+KINDS = ("run", "compare", "cluster", "sweep", "robustness", "select-study")
 STATES = ("queued", "running", "finished", "failed", "cancelled")
 
 
@@ -83,7 +83,8 @@ class FileProgress(Progress):
 
 def submit(store_path, kind: str, payload: dict) -> str:
     """Queue a job. ``payload``: a RunSpec dict ('run'), the arguments of compare.plan ('compare') or
-    clustering.plan ('cluster'), or a sweep spec dict ('sweep')."""
+    clustering.plan ('cluster'), robustness.plan ('robustness') or select_study.plan ('select-study'), or a
+    sweep spec dict ('sweep')."""
     if kind not in KINDS:
         raise ParamError(f"unknown job kind {kind!r} ({', '.join(KINDS)})")
     job_id = f"{time.strftime('%Y%m%d%H%M%S')}-{uuid4().hex[:6]}"
@@ -128,6 +129,10 @@ def _execute(store_path, job: dict, progress: FileProgress) -> list[str]:
     if job["kind"] == "run":
         run_id, _ = run(RunSpec.from_dict(payload), store, progress=progress)
         return [run_id]
+    if job["kind"] in ("robustness", "select-study"):
+        from .studies import run_job
+
+        return run_job(job["kind"], payload, store, progress)
     if job["kind"] == "cluster":
         from . import clustering
 
@@ -192,11 +197,13 @@ def worker_alive(store_path) -> bool:
     folder = jobs_dir(store_path)
     if not (folder / "worker.lock").exists():
         return False
+    lock = FileLock(str(folder / "worker.lock"))
     try:
-        FileLock(str(folder / "worker.lock")).acquire(timeout=0).release()
-        return False
+        lock.acquire(timeout=0)  # returns a context proxy, not the lock: release through the lock itself
     except Timeout:
         return True
+    lock.release()
+    return False
 
 
 def ensure_worker(store_path) -> None:

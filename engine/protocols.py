@@ -88,6 +88,11 @@ class Backbone(Protocol):
     ``pretrain_source`` names the pre-training data, e.g. 'imagenet-1k' (or 'none' for random weights).
     Both may be class attributes or set per instance; features must be deterministic (same batch, same
     output), which eval mode and frozen weights give.
+
+    Optional: ``feature_layers(module) -> list[str]`` names the submodules of ``module`` (what ``build()``
+    returned) that end each stage, shallow to deep. It enables ``feature_mode=layer:<name>`` (any
+    submodule) and ``fne`` (every stage), read by forward hooks; without it a backbone supports only
+    ``pooled`` and the other modes fail with a message saying so.
     """
 
     api_version: ClassVar[int]

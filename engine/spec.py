@@ -16,6 +16,7 @@ from . import registry
 from .cluster_params import CLUSTER_PARAMS, settle as settle_cluster
 from .errors import ParamError
 from .params import Param, validate
+from .research_params import FEATURE_PARAMS, SELECT_PARAMS, SHIFT_PARAMS, check as check_research
 
 DEFAULT_BACKBONE = "efficientnet_lite0"
 DEFAULT_DATASET = "digits"
@@ -40,6 +41,7 @@ METHOD_PARAMS: dict[str, dict[str, Param]] = {
     "top-tune": {
         **_COMMON,
         "cache": Param("bool", True, "reuse and store extracted features in the feature cache"),
+        **FEATURE_PARAMS, **SHIFT_PARAMS,
     },
     "fine-tune": {
         **_COMMON,
@@ -63,6 +65,7 @@ METHOD_PARAMS: dict[str, dict[str, Param]] = {
         "rotation": Param("float", 10.0, "random rotation range in degrees (0 = off)", min=0.0, max=180.0),
         "color_jitter": Param("float", 0.2, "brightness/contrast/saturation jitter strength (0 = off)",
                               min=0.0, max=1.0),
+        **SHIFT_PARAMS, **SELECT_PARAMS,
     },
     # Unsupervised: no classifier; labels only score the clusters.
     "cluster": {**_COMMON, **CLUSTER_PARAMS},
@@ -164,6 +167,7 @@ def resolve(spec: RunSpec) -> ResolvedSpec:
     run = params["run"]
     if spec.method == "fine-tune" and run["patience"] is not None and run["val_fraction"] <= 0:
         raise ParamError("early stopping (patience) needs a validation split: set val_fraction > 0, e.g. 0.1")
+    check_research(spec.method, run)
     # Plugins that take a seed or a device follow the run's unless the user set theirs.
     for kind in ("classifier", "backbone", "dataset"):
         schema = schemas.get(kind, {})

@@ -22,7 +22,8 @@ from .spec import FEATURE_METHODS, ResolvedSpec, resolve
 from .store import Store
 from .sweep_spec import Cell, SweepSpec, _digest
 
-FEATURE_PARAMS = ("image_size", "max_train", "max_test", "device", "batch_size", "num_workers")
+FEATURE_PARAMS = ("image_size", "max_train", "max_test", "device", "batch_size", "num_workers", "feature_mode",
+                  "shift", "shift_level", "shift_on", "shift_seed")
 
 
 @dataclass

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import ParamError, ToptuneError
+from .params import parse_assignments
 from .spec import FEATURE_METHODS, METHOD_PARAMS, RunSpec, _schemas
 
 # The study's grid (Alfano et al.): the datasets torchvision can download, top-tuning with each classifier
@@ -139,6 +140,13 @@ class SweepSpec:
         if unused:
             raise ParamError(f"sweep spec: parameter(s) {', '.join(sorted(unused))} apply to no cell of the grid")
         return out
+
+
+def grid_params(assignments: list[str] | tuple[str, ...]) -> dict:
+    """``key=value`` strings as a sweep's params: a comma list is a grid axis (the CLI's ``--param`` and
+    the dashboard's form share this rule); values stay text until each cell's schema coerces them."""
+    return {key: [v.strip() for v in value.split(",") if v.strip()] if "," in value else value
+            for key, value in parse_assignments(assignments).items()}
 
 
 def _applicable(params: dict, spec: RunSpec) -> set[str]:

@@ -9,8 +9,10 @@ import numpy as np
 from . import registry
 from .data import dataset_info, fixed_subset, preprocessing
 from .errors import DatasetError
-from .features import FeatureCache, FeatureSet, RecordingCache, cache_key, extract
+from .feature_modes import cache_parts, feature_module, finish
+from .features import FeatureCache, FeatureSet, RecordingCache, build_transform, cache_key, extract
 from .progress import Progress
+from .shift import shifted
 from .spec import ResolvedSpec
 
 
@@ -29,7 +31,8 @@ class _Features:
             backbone=self.rs.spec.backbone, backbone_params=self.rs.params["backbone"],
             weights=self.backbone.weights_digest(), dataset=self.rs.spec.dataset,
             data=self.dataset.fingerprint(), split=split_name,
-            subset=None if subset is None else subset.tolist(), pre=self.pre, mode="pooled",
+            subset=None if subset is None else subset.tolist(), pre=self.pre,
+            **cache_parts(self.rs.params["run"], split_name),
         )
 
     def get(self, split_name: str, split, subset) -> FeatureSet:
@@ -37,12 +40,13 @@ class _Features:
         if key and (found := self.cache.get(key)) is not None:
             self.progress.note(f"{split_name} features: {len(found.labels)} from the cache")
             return found
-        if self._module is None:
-            self._module = self.backbone.build()
         run = self.rs.params["run"]
+        if self._module is None:
+            self._module = feature_module(self.backbone, self.rs.spec.backbone, run)
         fs = extract(self._module, split, self.pre, device=self.device,
                      batch_size=run["batch_size"], num_workers=run["num_workers"], subset=subset,
-                     progress=self.progress, stage=f"extract {split_name}")
+                     progress=self.progress, stage=f"extract {split_name}",
+                     transform=shifted(build_transform(self.pre), run, split_name))
         if fs.skipped:
             self.progress.note(f"{split_name}: skipped {len(fs.skipped)} unreadable image(s), "
                                f"e.g. sample {fs.skipped[0][0]}: {fs.skipped[0][1]}")
@@ -84,7 +88,8 @@ def top_tune(rs: ResolvedSpec, cache: FeatureCache | None, device: str, progress
     """Extract (or reuse) features, fit the classifier plugin, predict the test split."""
     spec = rs.spec
     splits, backbone, feats, train, test = _split_features(rs, cache, device, progress)
-    info = dataset_info(splits)
+    train, test, feature_info = finish(rs.params["run"], train, test)
+    info = {**dataset_info(splits), **feature_info}
     if len(np.unique(train.labels)) < 2:
         raise DatasetError(f"dataset '{spec.dataset}': fewer than 2 classes have readable training images")
 

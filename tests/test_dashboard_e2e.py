@@ -51,7 +51,7 @@ def test_every_page_and_a_launched_run_in_a_real_browser(tmp_path):
     shots = tmp_path / "screenshots"
     shots.mkdir()
     with browser.dashboard(store, tmp_path / "server.log") as url, browser.chromium() as page:
-        for name in ("runs", "compare", "launch", "sql", "plugins"):
+        for name in ("runs", "compare", "clustering", "sweeps", "launch", "sql", "plugins"):
             browser.open_page(page, url, name)
             _no_exceptions(page, name)
             browser.screenshot(page, shots / f"{name}-empty.png")

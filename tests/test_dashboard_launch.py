@@ -1,11 +1,13 @@
 """The Launch page: a form generated from the registry, validated before anything is queued."""
 
 import importlib.metadata
+import tomllib
 
 import pytest
+from toptune import clustering, jobs, registry
 from toptune import compare as cmp
-from toptune import jobs, registry
 from toptune.spec import RunSpec
+from toptune.sweep_spec import SweepSpec
 
 from .conftest import write_distribution
 from .dashboard_support import open_page, texts
@@ -172,3 +174,108 @@ class Centroid:
     def score(self, X, y):
         return float((self.predict(X) == y).mean())
 '''
+
+
+# ---- clustering studies and sweeps -----------------------------------------------------------------
+def test_a_clustering_study_is_queued_as_plan_arguments(launch):
+    at, path, started = launch
+    at.radio(key="launch_mode").set_value("cluster").run()
+    at.text_input(key="cluster_latents").input("2, 4")
+    at.number_input(key="cluster_seeds").set_value(2)
+    at.selectbox(key="cluster_preset").select("cpu")
+    at.text_area(key="cluster_shared").input("# a comment\nepochs=5\n")
+    at.text_area(key="cluster_image").input("width=8")
+    submit(at)
+    assert not at.exception and not at.error and "Queued clustering study" in texts(at)
+    (job,) = jobs.list_jobs(path)
+    assert job["kind"] == "cluster" and started == [str(path)]
+    assert job["payload"] == {"dataset": "digits", "backbone": "efficientnet_lite0", "latents": [2, 4], "seeds": 2,
+                              "shared": {"epochs": "5", "export_latents": True}, "feature": {}, "image": {"width": "8"},
+                              "pipelines": ["image-vae", "feature-vae", "kmeans"], "preset": "cpu"}
+    specs = clustering.plan(**job["payload"])
+    assert len(specs) == 2 * (1 + 2 * 2) and {s.params["epochs"] for s in specs} == {"5"}
+    assert "clustering study" in texts(at)  # the jobs panel describes it
+
+
+@pytest.mark.parametrize("widget, value, message", [
+    (("text_input", "cluster_latents"), "10,x", "comma-separated integers"),
+    (("text_area", "cluster_feature"), "hidden=64,x", "hidden"),
+    (("text_area", "cluster_shared"), "epochs", "key=value"),
+    (("multiselect", "cluster_pipelines"), [], "pipelines"),
+])
+def test_a_bad_clustering_answer_shows_inline_and_queues_nothing(launch, widget, value, message):
+    at, path, started = launch
+    at.radio(key="launch_mode").set_value("cluster").run()
+    kind, key = widget
+    element = getattr(at, kind)(key=key)
+    element.set_value(value) if kind == "multiselect" else element.input(value)
+    submit(at)
+    assert not at.exception
+    (error,) = at.error
+    assert "Not queued" in error.value and message in error.value
+    assert jobs.list_jobs(path) == [] and started == []
+
+
+def test_a_sweep_from_the_form_is_queued_with_its_grid(launch):
+    at, path, started = launch
+    at.radio(key="launch_mode").set_value("sweep").run()
+    at.multiselect(key="sweep_classifiers").select("ridge")
+    at.number_input(key="sweep_seeds").set_value(2)
+    at.text_area(key="sweep_params").input("max_train=40\nclassifier.M=200, 800")
+    submit(at)
+    assert not at.exception and not at.error
+    (job,) = jobs.list_jobs(path)
+    spec = SweepSpec.from_dict(job["payload"])
+    assert job["kind"] == "sweep" and started == [str(path)]
+    assert (spec.datasets, spec.backbones, spec.methods, spec.classifiers, spec.seeds) == (
+        ["digits"], ["efficientnet_lite0"], ["top-tune"], ["kernel", "ridge"], [0, 1])
+    assert spec.params == {"max_train": "40", "classifier.M": ["200", "800"]}  # a comma list is a grid axis
+    assert len(spec.cells()) == 2 * 2 + 2  # kernel × M × seeds, and ridge (which has no M) × seeds
+    assert f"Queued sweep `{spec.sweep_id}` (6 cells)" in texts(at)
+    assert "sweep · digits × efficientnet_lite0 × top-tune × kernel + ridge" in texts(at)  # the jobs panel
+
+
+@pytest.mark.parametrize("params, message", [
+    ("classifier.M=-5", "2 of 4 cells are invalid"),  # M only reaches the kernel cells, which it breaks
+    ("nonsense=1", "apply to no cell"),
+    ("max_train", "key=value"),
+])
+def test_a_sweep_that_could_only_fail_shows_inline_and_queues_nothing(launch, params, message):
+    at, path, started = launch
+    at.radio(key="launch_mode").set_value("sweep").run()
+    at.number_input(key="sweep_seeds").set_value(2)
+    at.multiselect(key="sweep_classifiers").select("ridge")
+    at.text_area(key="sweep_params").input(params)
+    submit(at)
+    assert not at.exception
+    (error,) = at.error
+    assert "Not queued" in error.value and message in error.value, error.value
+    assert jobs.list_jobs(path) == [] and started == []
+
+
+def test_an_empty_axis_is_refused(launch):
+    at, path, _ = launch
+    at.radio(key="launch_mode").set_value("sweep").run()
+    at.multiselect(key="sweep_datasets").set_value([])
+    submit(at)
+    (error,) = at.error
+    assert "'datasets' is empty" in error.value and jobs.list_jobs(path) == []
+
+
+def test_a_sweep_from_a_pasted_toml_spec(launch):
+    at, path, _ = launch
+    at.radio(key="launch_mode").set_value("sweep").run()
+    at.radio(key="sweep_source").set_value("spec").run()
+    at.text_area(key="sweep_toml").input("datasets = [")
+    submit(at)
+    (error,) = at.error
+    assert "cannot parse the sweep spec" in error.value and jobs.list_jobs(path) == []
+    toml = ('name = "pasted"\ndatasets = ["digits"]\nbackbones = ["efficientnet_lite0"]\n'
+            'methods = ["top-tune", "fine-tune"]\nclassifiers = ["ridge"]\nseeds = [3]\n'
+            '[params]\nmax_train = 40\n[method_params.fine-tune]\nepochs = 1\n')
+    at.text_area(key="sweep_toml").input(toml)
+    submit(at)
+    assert not at.error
+    (job,) = jobs.list_jobs(path)
+    assert job["payload"] == SweepSpec.from_dict(tomllib.loads(toml)).to_dict()
+    assert [c.spec.method for c in SweepSpec.from_dict(job["payload"]).cells()] == ["top-tune", "fine-tune"]

@@ -61,5 +61,17 @@ def test_cancel_a_queued_job_and_unknown_kinds(tmp_path):
     jobs.cancel(store, job_id)
     assert jobs.get_job(store, job_id)["state"] == "cancelled"
     with pytest.raises(Exception, match="unknown job kind"):
-        jobs.submit(store, "sweep", {})
+        jobs.submit(store, "teleport", {})
     assert jobs.work(store, idle_exit_s=0.5) == 0  # nothing queued: the worker exits
+
+
+def test_a_worker_that_has_exited_is_not_alive(tmp_path):
+    store = tmp_path / "s.duckdb"
+    assert not jobs.worker_alive(store)
+    assert jobs.work(store, idle_exit_s=0.1) == 0  # drains an empty queue and exits, leaving its lock file
+    assert (jobs.jobs_dir(store) / "worker.lock").exists()
+    assert not jobs.worker_alive(store)  # so the next job gets a new worker
+    from filelock import FileLock
+
+    with FileLock(str(jobs.jobs_dir(store) / "worker.lock")):
+        assert jobs.worker_alive(store)

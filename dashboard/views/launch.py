@@ -1,12 +1,15 @@
-"""Launch: a run or a comparison from a form generated from the registry, queued to a background worker."""
+"""Launch: a run, a comparison, a clustering study or a sweep, queued to a background worker."""
 
 import streamlit as st
 from toptune import compare as cmp
 from toptune import jobs, registry
-from toptune.dashboard import data, jobs_panel
+from toptune.dashboard import data, jobs_panel, launch_cluster, launch_sweep
 from toptune.dashboard import launch_form as lf
 from toptune.errors import ToptuneError
 from toptune.spec import DEFAULT_BACKBONE, DEFAULT_CLASSIFIER, DEFAULT_DATASET, FEATURE_METHODS, METHOD_PARAMS
+
+MODES = {lf.RUN: "one run", lf.COMPARE: "a comparison (top-tuning vs fine-tuning)", lf.CLUSTER: "a clustering study",
+         lf.SWEEP: "a sweep (a grid on Ray)"}
 
 path = data.store_path()
 st.title("Launch")
@@ -20,59 +23,84 @@ def choice(label: str, kind: str, default: str, column) -> str:
                             key=f"launch_{kind}")
 
 
-mode = st.radio("What to launch", [lf.RUN, lf.COMPARE], horizontal=True, key="launch_mode",
-                format_func={lf.RUN: "one run", lf.COMPARE: "a comparison (top-tuning vs fine-tuning)"}.get)
-cols = st.columns(4)
-if mode == lf.RUN:
-    method = cols[0].selectbox("Method", list(METHOD_PARAMS), key="launch_method")
-else:
-    preset = cols[0].selectbox("Preset", ["auto", *cmp.PRESETS], key="launch_preset",
-                               help="auto = cpu without a CUDA device; cpu: 128 px, 3 epochs at lr 1e-3, 1 seed")
-dataset = choice("Dataset", "dataset", DEFAULT_DATASET, cols[1])
-backbone = choice("Backbone", "backbone", DEFAULT_BACKBONE, cols[2])
-needs_classifier = mode == lf.COMPARE or method in FEATURE_METHODS
-classifier = choice("Classifier", "classifier", DEFAULT_CLASSIFIER, cols[3]) if needs_classifier else None
-
-if mode == lf.RUN:
-    sections = lf.run_sections(method, backbone, dataset, classifier)
-    prefix = f"p.{mode}.{method}"
-else:
-    sections = lf.compare_sections(backbone, dataset, classifier, preset)
-    prefix = f"p.{mode}.{preset}"
-
-with st.form("launch_form"):
-    first = st.columns(3)[0]
+def choose(mode: str) -> dict:
+    """Method (or preset) and plugins, outside the form: they decide which fields the form has."""
+    cols = st.columns(4)
+    picked = {"mode": mode}
     if mode == lf.RUN:
-        seed = first.number_input("seed", min_value=0, value=0, step=1, key="launch_seed")
+        picked["method"] = cols[0].selectbox("Method", list(METHOD_PARAMS), key="launch_method")
     else:
-        seeds = first.number_input("seeds", min_value=1, value=cmp._preset(preset)["seeds"], step=1,
-                                   key=f"launch_seeds_{preset}", help="the comparison runs seeds 0..N-1")
-    raw = {}
-    for section in sections:
-        with st.expander(section.title, expanded=section.expanded):
-            if section.error:
-                st.error(section.error)
-            grid = st.columns(3)
-            for i, f in enumerate(section.fields):
-                with grid[i % 3]:
-                    # The key names the plugin, so switching plugins never carries a value across.
-                    raw[f.key] = lf.widget(f, f"{prefix}.{section.title}.{f.target}.{f.key}")
-    submitted = st.form_submit_button("Queue run" if mode == lf.RUN else "Queue comparison", type="primary",
-                                      icon=":material/play_arrow:")
+        picked["preset"] = cols[0].selectbox("Preset", ["auto", *cmp.PRESETS], key="launch_preset",
+                                             help="auto = cpu without a CUDA device; cpu: 128 px, 3 epochs at lr "
+                                                  "1e-3, 1 seed")
+    picked["dataset"] = choice("Dataset", "dataset", DEFAULT_DATASET, cols[1])
+    picked["backbone"] = choice("Backbone", "backbone", DEFAULT_BACKBONE, cols[2])
+    needs_classifier = mode == lf.COMPARE or picked.get("method") in FEATURE_METHODS
+    picked["classifier"] = choice("Classifier", "classifier", DEFAULT_CLASSIFIER, cols[3]) if needs_classifier else None
+    return picked
 
-if submitted:
-    fields = [f for s in sections for f in s.fields]
-    try:
-        given = lf.answers(fields, raw)
-        if mode == lf.RUN:
-            job_id = jobs.submit(path, "run", lf.run_payload(method, backbone, dataset, classifier, seed, given))
+
+def sections_of(p: dict) -> tuple[list, str]:
+    """The form's sections and the prefix of their widget keys."""
+    if p["mode"] == lf.RUN:
+        return lf.run_sections(p["method"], p["backbone"], p["dataset"], p["classifier"]), f"p.run.{p['method']}"
+    return (lf.compare_sections(p["backbone"], p["dataset"], p["classifier"], p["preset"]),
+            f"p.compare.{p['preset']}")
+
+
+def fields_form(p: dict, sections: list, prefix: str) -> tuple[int, dict, bool]:
+    """The seed (or number of seeds) and one widget per parameter; returns them and whether submitted."""
+    with st.form("launch_form"):
+        first = st.columns(3)[0]
+        if p["mode"] == lf.RUN:
+            seed = first.number_input("seed", min_value=0, value=0, step=1, key="launch_seed")
         else:
-            job_id = jobs.submit(path, "compare", lf.compare_payload(backbone, dataset, classifier, seeds, preset,
-                                                                     given))
+            seed = first.number_input("seeds", min_value=1, value=cmp._preset(p["preset"])["seeds"], step=1,
+                                      key=f"launch_seeds_{p['preset']}", help="the comparison runs seeds 0..N-1")
+        raw = {}
+        for section in sections:
+            with st.expander(section.title, expanded=section.expanded):
+                if section.error:
+                    st.error(section.error)
+                grid = st.columns(3)
+                for i, f in enumerate(section.fields):
+                    with grid[i % 3]:
+                        # The key names the plugin, so switching plugins never carries a value across.
+                        raw[f.key] = lf.widget(f, f"{prefix}.{section.title}.{f.target}.{f.key}")
+        label = "Queue run" if p["mode"] == lf.RUN else "Queue comparison"
+        submitted = st.form_submit_button(label, type="primary", icon=":material/play_arrow:")
+    return seed, raw, submitted
+
+
+def queue(p: dict, sections: list, seed: int, raw: dict) -> None:
+    try:
+        given = lf.answers([f for s in sections for f in s.fields], raw)
+        if p["mode"] == lf.RUN:
+            job = lf.run_payload(p["method"], p["backbone"], p["dataset"], p["classifier"], seed, given)
+        else:
+            job = lf.compare_payload(p["backbone"], p["dataset"], p["classifier"], seed, p["preset"], given)
+        job_id = jobs.submit(path, p["mode"], job)
     except ToptuneError as exc:
         st.error(f"Not queued: {exc}", icon=":material/error:")
     else:
         st.success(f"Queued job `{job_id}`; the jobs below start a worker for it.", icon=":material/check:")
+
+
+def run_or_compare(mode: str) -> None:
+    picked = choose(mode)
+    sections, prefix = sections_of(picked)
+    seed, raw, submitted = fields_form(picked, sections, prefix)
+    if submitted:
+        queue(picked, sections, seed, raw)
+
+
+mode = st.radio("What to launch", list(MODES), horizontal=True, key="launch_mode", format_func=MODES.get)
+if mode == lf.CLUSTER:
+    launch_cluster.form(path)
+elif mode == lf.SWEEP:
+    launch_sweep.form(path)
+else:
+    run_or_compare(mode)
 
 st.subheader("Jobs")
 jobs_panel.panel(path)

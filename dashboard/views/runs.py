@@ -5,12 +5,13 @@ from toptune.dashboard import data, filters, run_detail
 from toptune.dashboard.ui import badge_column, no_store, safely
 
 LIVE_REFRESH_S = 2.0
-SORTABLE = ["created_at", "accuracy", "train_time_s", "dataset", "backbone", "classifier", "method", "status",
+SORTABLE = ["created_at", "accuracy", "purity", "train_time_s", "dataset", "backbone", "classifier", "method", "status",
             "seed", "peak_memory_mb"]
 COLUMN_CONFIG = {
     "status_badge": badge_column("status", data.STATUS_COLOURS),
     "created_at": st.column_config.DatetimeColumn("created (UTC)", format="YYYY-MM-DD HH:mm:ss"),
     "accuracy": st.column_config.NumberColumn(format="%.4f"),
+    **{c: st.column_config.NumberColumn(format="%.4f") for c in ("purity", "nmi", "ari")},
     **{c: st.column_config.NumberColumn(format="%.2f") for c in
        ("train_time_s", "extract_time_s", "fit_time_s", "predict_time_s")},
     "peak_memory_mb": st.column_config.NumberColumn(format="%.0f"),
@@ -39,7 +40,7 @@ def table(fresh):
     counts = view["status"].value_counts()
     st.markdown(f"**{len(view)}** of {len(fresh)} runs  " + " ".join(
         f":{data.STATUS_COLOURS[s]}-badge[{s} {counts[s]}]" for s in data.STATUS_COLOURS if s in counts))
-    st.dataframe(view[data.TABLE_COLUMNS], hide_index=True, column_config=COLUMN_CONFIG,
+    st.dataframe(view[data.table_columns(view)], hide_index=True, column_config=COLUMN_CONFIG,
                  key="runs_table")
     csv, parquet = st.columns(2)
     csv.download_button("Export CSV", data.to_csv(view), "toptune-runs.csv", "text/csv", key="export_csv",
@@ -65,7 +66,8 @@ def live_table():
 view = live_table()
 
 st.subheader("Mean ± std over seeds")
-st.caption("Finished runs that differ only by seed; `config` names their shared parameters.")
+st.caption("Finished runs that differ only by seed; `config` names their shared parameters. Clustering runs "
+           "(scored by purity, no accuracy) are summarised by study on **Clustering**.")
 st.dataframe(data.seed_summary(view), hide_index=True, key="seed_table", column_config={
     "accuracy_mean": st.column_config.NumberColumn(format="%.4f"),
     "accuracy_std": st.column_config.NumberColumn(format="%.4f"),

@@ -167,6 +167,10 @@ class TimmBackbone:
                 f"{type(exc).__name__}: {exc}; without internet use --weights PATH or --weights none"
             ) from exc
 
+    def feature_layers(self, module) -> list[str]:
+        """The stages of ``module`` (as built by ``build``), for feature_mode layer:<name> and fne."""
+        return stage_modules(module)
+
     def build(self):
         """The frozen feature extractor: the network without its classifier head, in eval mode."""
         if self.weights in ("timm", "none"):
@@ -176,6 +180,24 @@ class TimmBackbone:
             load_matching(model, read_state_dict(self.weights), self.weights)
             model.reset_classifier(0)
         return _freeze(model)
+
+
+def stage_modules(model) -> list[str]:
+    """Names of the modules ending each stage, shallow to deep, from timm's ``feature_info``.
+
+    timm lists a stage only where the resolution changes (EfficientNet's blocks.3 and blocks.5 are
+    left out), so when every listed module sits in one container, its siblings between the first and
+    the last listed are added back: the full-network embedding wants every stage.
+    """
+    listed = [f["module"] for f in getattr(model, "feature_info", None) or []]
+    parents = {name.rpartition(".")[0] for name in listed}
+    if len(parents) != 1 or "" in parents:
+        return listed
+    parent = parents.pop()
+    children = [f"{parent}.{child}" for child, _ in model.get_submodule(parent).named_children()]
+    if not set(listed) <= set(children):
+        return listed
+    return children[children.index(listed[0]):children.index(listed[-1]) + 1]
 
 
 def _freeze(model):
