@@ -73,7 +73,8 @@ def main() -> None:
     modes = ["pooled", "fne", f"layer:{layer}"]
     cache = FeatureCache(Path(tempfile.mkdtemp()) / "features")  # cold: extraction is measured
     progress = Progress() if args.quiet else TqdmProgress()
-    setting = f"{args.backbone} · preset {args.preset}: " + (f"{size} px inputs" if size else "the backbone's input size")
+    inputs = f"{size} px inputs" if size else "the backbone's input size"
+    setting = f"{args.backbone} · preset {args.preset}: {inputs}"
     t0 = time.perf_counter()
     table(f"digits · {setting}", measure("digits", args.backbone, modes, params, cache, progress))
     if args.image_folder:

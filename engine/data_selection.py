@@ -101,6 +101,6 @@ class Selection:
     scorer: str = "logistic regression on pre-trained pooled features (out-of-fold)"
 
     def summary(self) -> dict:
-        return {"rule": self.rule, "fraction": self.fraction, "subset_size": int(len(self.indices)),
-                "pool_size": int(len(self.pool)), "select_every": self.every, "chosen_at_epochs": self.chosen_at,
+        return {"rule": self.rule, "fraction": self.fraction, "subset_size": len(self.indices),
+                "pool_size": len(self.pool), "select_every": self.every, "chosen_at_epochs": self.chosen_at,
                 "scored_by": self.scorer}

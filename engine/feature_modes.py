@@ -100,11 +100,11 @@ def finish(run: dict, train, test) -> tuple:
     """
     x = {"train": train.features, "test": test.features}
     info = {"feature_mode": run.get("feature_mode") or POOLED}
-    for split in x:
+    for split, features in x.items():
         norm = embedding_shift(run, split)
         if norm is not None:
-            offset = embedding_offset(x[split].shape[1], norm, run.get("shift_seed") or 0)
-            x[split] = (x[split] + offset).astype(np.float32)
+            offset = embedding_offset(features.shape[1], norm, run.get("shift_seed") or 0)
+            x[split] = (features + offset).astype(np.float32)
             info["embedding_shift_norm"] = norm
     if info["feature_mode"] == FNE:
         x["train"], x["test"] = full_network_embedding(x["train"], x["test"])

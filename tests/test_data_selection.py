@@ -2,7 +2,6 @@
 
 import numpy as np
 import pytest
-
 from toptune import registry
 from toptune.data_selection import entropy, out_of_fold_proba, pick
 from toptune.errors import ParamError

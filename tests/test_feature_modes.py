@@ -3,8 +3,6 @@
 import numpy as np
 import pytest
 import torch
-from typer.testing import CliRunner
-
 from toptune.cli import app
 from toptune.errors import ParamError
 from toptune.feature_modes import FNE_HIGH, FNE_LOW, discretise, full_network_embedding, standardise
@@ -12,6 +10,7 @@ from toptune.features import FeatureCache, cache_key
 from toptune.layer_extractor import LayerExtractor, spatial_mean
 from toptune.runner import execute
 from toptune.spec import RunSpec
+from typer.testing import CliRunner
 
 from .research_support import PLAIN, POOLED_DIM, STAGE_DIMS, STAGED, TINY, StagedNet, registered
 
@@ -98,7 +97,8 @@ def test_fne_runs_cache_activations_and_discretise_them_per_run(tmp_path):
     *_, train, test = _split_features(rs, FeatureCache(tmp_path), "cpu", Progress())
     assert len(np.unique(train.features)) > 3  # the cache holds raw pooled activations
     fne_train, fne_test, _ = finish(rs.params["run"], train, test)
-    assert set(np.unique(fne_train.features)) <= {-1.0, 0.0, 1.0} and set(np.unique(fne_test.features)) <= {-1.0, 0.0, 1.0}
+    for fs in (fne_train, fne_test):
+        assert set(np.unique(fs.features)) <= {-1.0, 0.0, 1.0}
     z_train, _ = standardise(train.features, test.features)
     assert np.array_equal(fne_train.features, discretise(z_train))
 
@@ -116,9 +116,9 @@ def test_pooled_cache_keys_are_unchanged_and_other_modes_differ(tmp_path):
         feats = _Features(rs, backbone, dataset, None, "cpu", None)
         keys[mode] = feats.key("train", None)
         if mode == "pooled":  # the formula caches were written with before feature modes existed
-            before = cache_key(backbone=STAGED, backbone_params=rs.params["backbone"], weights=backbone.weights_digest(),
-                               dataset="digits", data=dataset.fingerprint(), split="train", subset=None,
-                               pre=feats.pre, mode="pooled")
+            before = cache_key(backbone=STAGED, backbone_params=rs.params["backbone"],
+                               weights=backbone.weights_digest(), dataset="digits", data=dataset.fingerprint(),
+                               split="train", subset=None, pre=feats.pre, mode="pooled")
             assert keys[mode] == before
     assert len(set(keys.values())) == 3
 
@@ -134,7 +134,8 @@ def test_a_backbone_without_feature_layers_works_pooled_and_explains_other_modes
 def test_describe_lists_stages_blocks_and_their_sizes():
     res = CliRunner().invoke(app, ["backbones", "describe", STAGED, "--image-size", "16"], env={"COLUMNS": "200"})
     assert res.exit_code == 0, res.output
-    assert f"input 16×16 px · pooled features: {POOLED_DIM} · fne features: {sum(STAGE_DIMS) + POOLED_DIM}" in res.output
+    fne_dim = sum(STAGE_DIMS) + POOLED_DIM
+    assert f"input 16×16 px · pooled features: {POOLED_DIM} · fne features: {fne_dim}" in res.output
     assert "layer:stem" in res.output and "layer:blocks.1" in res.output and "8×8×8" in res.output
     assert "layer:stem.0" in res.output  # a block inside a stage
     res = CliRunner().invoke(app, ["backbones", "describe", PLAIN], env={"COLUMNS": "200"})

@@ -1,8 +1,6 @@
 """Robustness and data-selection studies: planned, run, linked by study_id, summarised, from CLI and jobs."""
 
 import pytest
-from typer.testing import CliRunner
-
 from toptune import jobs
 from toptune import robustness as rob
 from toptune import select_study as sel
@@ -10,6 +8,7 @@ from toptune.cli import app
 from toptune.errors import ParamError
 from toptune.features import FeatureCache
 from toptune.store import Store
+from typer.testing import CliRunner
 
 from .research_support import FINE, STAGED, TINY, registered
 

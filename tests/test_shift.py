@@ -4,7 +4,6 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
-
 from toptune.errors import ParamError
 from toptune.feature_modes import finish
 from toptune.features import FeatureSet, build_transform
