@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import pandas as pd
 import plotly.express as px
 import plotly.graph_objects as go
@@ -12,6 +14,20 @@ METHOD_COLOURS = {TOP: "#1f77b4", FINE: "#d62728"}
 HOVER = ["backbone", "classifier", "dataset", "seed"]
 AXIS_LABELS = {"accuracy": "test accuracy (mean ± std)", "train_time_s": "training time (s, mean ± std)"}
 NO_VALUE = {"classifier": "(fine-tuning: linear head)"}
+
+
+def log_ticks(values) -> dict:
+    """Axis settings labelling a log axis at 1-2-5 steps in full ("20", not plotly's bare "2").
+
+    Over less than a decade plotly labels the ticks between powers of ten with their first digit only,
+    which reads as 10, 2, 3 for 10, 20, 30.
+    """
+    finite = [float(v) for v in values if v is not None and math.isfinite(float(v)) and float(v) > 0]
+    if not finite:
+        return {}
+    low, high = math.floor(math.log10(min(finite))), math.ceil(math.log10(max(finite)))
+    ticks = [m * 10.0**e for e in range(low, high + 1) for m in (1, 2, 5)]
+    return {"tickvals": ticks, "ticktext": [f"{t:g}" for t in ticks]}
 
 
 def pareto_front(df: pd.DataFrame, x: str = "train_time_s", y: str = "accuracy") -> pd.DataFrame:
@@ -44,6 +60,7 @@ def tradeoff_scatter(runs: pd.DataFrame) -> go.Figure:
         x, y = [*front["train_time_s"], slowest], [*front["accuracy"], front["accuracy"].iloc[-1]]
         fig.add_trace(go.Scatter(x=x, y=y, mode="lines", name=f"Pareto front · {dataset}", hoverinfo="skip",
                                  line={"shape": "hv", "dash": dash, "color": "#555", "width": 1.5}))
+    fig.update_xaxes(**log_ticks(runs["train_time_s"]))
     return fig
 
 
@@ -64,6 +81,7 @@ def speedup_bars(comparisons: pd.DataFrame) -> go.Figure:
                  hover_data=["comparison_id", "top_time_s", "fine_time_s"],
                  labels={"speedup": "speed-up of top-tuning (×, log)"})
     fig.add_hline(y=1, line_dash="dot", line_color="#444")
+    fig.update_yaxes(**log_ticks([1.0, *comparisons["speedup"]]))
     return fig
 
 
@@ -74,6 +92,8 @@ def ablation_bars(runs: pd.DataFrame, by: str, value: str, log: bool = False) ->
     fig = px.bar(stats, x=by, y="mean", color="method", barmode="group", error_y=stats["std"].fillna(0.0),
                  log_y=log, hover_data=["count"], color_discrete_map=METHOD_COLOURS,
                  labels={"mean": AXIS_LABELS[value] + (", log" if log else ""), "count": "runs"})
+    if log:
+        fig.update_yaxes(**log_ticks(stats["mean"]))
     return fig
 
 

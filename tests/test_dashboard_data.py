@@ -129,6 +129,17 @@ def test_pareto_front_keeps_only_undominated_runs():
     assert figure.layout.xaxis.type == "log"
 
 
+def test_log_axes_label_every_tick_in_full():
+    ticks = charts.log_ticks([4.8, 45.7, None, float("nan")])
+    # from 1 to 100 in 1-2-5 steps, each labelled with its whole value
+    assert ticks["tickvals"] == [1, 2, 5, 10, 20, 50, 100, 200, 500]
+    assert ticks["ticktext"] == ["1", "2", "5", "10", "20", "50", "100", "200", "500"]
+    assert charts.log_ticks([]) == {}
+    runs = pd.DataFrame({"id": list("ab"), "method": ["top-tune", "fine-tune"], "dataset": "d",
+                         "train_time_s": [4.8, 45.7], "accuracy": [0.9, 0.8]})
+    assert list(charts.tradeoff_scatter(runs).layout.xaxis.ticktext) == ticks["ticktext"]
+
+
 def test_each_dataset_has_its_own_pareto_front():
     runs = pd.DataFrame({"id": list("abcd"), "method": ["top-tune", "fine-tune"] * 2,
                          "dataset": ["easy", "easy", "hard", "hard"], "train_time_s": [1.0, 5.0, 2.0, 8.0],
