@@ -21,6 +21,15 @@ def describe(job: dict) -> str:
     if job["kind"] == "cluster":
         z = ",".join(map(str, p.get("latents") or []))
         return f"clustering study · {p['backbone']} · {p['dataset']} · Z {z} · {p.get('seeds') or 'preset'} seed(s)"
+    if job["kind"] == "robustness":
+        levels = ",".join(f"{v:g}" for v in p["levels"]) if p.get("levels") else "default levels"
+        methods = " + ".join(p.get("classifiers") or []) + (" + fine-tuning" if p.get("with_fine_tune") else "")
+        return (f"robustness study · {p['shift']} {levels} on {p.get('shift_on', 'test')} · {p['backbone']} · "
+                f"{methods} · {p['dataset']} · {p.get('seeds') or 'preset'} seed(s)")
+    if job["kind"] == "select-study":
+        fractions = ",".join(f"{v:g}" for v in p.get("fractions") or [])
+        return (f"selection study · {' / '.join(p.get('rules') or [])} at {fractions} · {p['backbone']} · "
+                f"{p['dataset']} · {p.get('seeds') or 'preset'} seed(s)")
     if job["kind"] == "sweep":
         axes = [" + ".join(map(str, p[k] if isinstance(p[k], list) else [p[k]]))
                 for k in ("datasets", "backbones", "methods", "classifiers") if p.get(k)]

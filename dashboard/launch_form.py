@@ -19,6 +19,7 @@ from toptune.params import Param
 from toptune.spec import FEATURE_METHODS, METHOD_PARAMS, RunSpec, resolve
 
 RUN, COMPARE, CLUSTER, SWEEP = "run", "compare", "cluster", "sweep"
+ROBUSTNESS, SELECTION = "robustness", "select-study"
 AUTOMATIC = "(automatic)"
 
 

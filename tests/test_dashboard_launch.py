@@ -5,6 +5,8 @@ import tomllib
 
 import pytest
 from toptune import clustering, jobs, registry
+from toptune import robustness as rob
+from toptune import select_study as sel
 from toptune import compare as cmp
 from toptune.spec import RunSpec
 from toptune.sweep_spec import SweepSpec
@@ -279,3 +281,95 @@ def test_a_sweep_from_a_pasted_toml_spec(launch):
     (job,) = jobs.list_jobs(path)
     assert job["payload"] == SweepSpec.from_dict(tomllib.loads(toml)).to_dict()
     assert [c.spec.method for c in SweepSpec.from_dict(job["payload"]).cells()] == ["top-tune", "fine-tune"]
+
+
+# ---- robustness and data-selection studies ----------------------------------------------------------
+def test_a_robustness_study_is_queued_as_plan_arguments(launch):
+    at, path, started = launch
+    at.radio(key="launch_mode").set_value("robustness").run()
+    at.selectbox(key="robustness_shift").select("blur")
+    at.text_input(key="robustness_levels").input("0, 1.5")
+    at.selectbox(key="robustness_shift_on").select("both")
+    at.checkbox(key="robustness_with_fine_tune").check()
+    at.multiselect(key="robustness_classifiers").select("ridge")
+    at.number_input(key="robustness_seeds").set_value(2)
+    at.selectbox(key="robustness_preset").select("cpu")
+    at.text_area(key="robustness_shared").input("max_train=40\n# a comment")
+    at.text_area(key="robustness_fine").input("epochs=1")
+    submit(at)
+    assert not at.exception and not at.error and "Queued robustness job" in texts(at)
+    (job,) = jobs.list_jobs(path)
+    assert job["kind"] == "robustness" and started == [str(path)]
+    assert job["payload"] == {"dataset": "digits", "backbone": "efficientnet_lite0", "shift": "blur",
+                              "levels": [0.0, 1.5], "classifiers": ["kernel", "ridge"], "with_fine_tune": True,
+                              "seeds": 2, "shift_on": "both", "shared": {"max_train": "40"}, "top": {},
+                              "fine": {"epochs": "1"}, "preset": "cpu"}
+    specs = rob.plan(**job["payload"])
+    # per seed and level: one top-tuning run per classifier and one fine-tuning run
+    assert len(specs) == 2 * 2 * 3
+    assert {(s.method, s.params["shift_level"]) for s in specs} >= {("fine-tune", 1.5), ("top-tune", 0.0)}
+    assert "robustness study · blur 0,1.5 on both" in texts(at)  # the jobs panel describes it
+
+
+@pytest.mark.parametrize("answers, message", [
+    ({("text_input", "robustness_levels"): "0,2"}, "--levels needs distinct numbers in [0, 1]"),
+    ({("selectbox", "robustness_shift"): "embedding", ("checkbox", "robustness_with_fine_tune"): True},
+     "fine-tuning never uses"),
+    ({("multiselect", "robustness_classifiers"): []}, "at least one classifier"),
+    ({("text_area", "robustness_top"): "classifier.M=-3"}, "M"),
+])
+def test_a_bad_robustness_answer_shows_inline_and_queues_nothing(launch, answers, message):
+    at, path, started = launch
+    at.radio(key="launch_mode").set_value("robustness").run()
+    for (kind, key), value in answers.items():
+        element = getattr(at, kind)(key=key)
+        if kind == "selectbox":
+            element.select(value)
+        elif kind == "checkbox":
+            element.check()
+        elif kind == "multiselect":
+            element.set_value(value)
+        else:
+            element.input(value)
+    submit(at)
+    assert not at.exception
+    (error,) = at.error
+    assert "Not queued" in error.value and message in error.value
+    assert jobs.list_jobs(path) == [] and started == []
+
+
+def test_a_selection_study_is_queued_as_plan_arguments(launch):
+    at, path, started = launch
+    at.radio(key="launch_mode").set_value("select-study").run()
+    at.text_input(key="selection_fractions").input("0.1,0.3")
+    at.multiselect(key="selection_rules").set_value(["random", "error"])
+    at.text_area(key="selection_shared").input("epochs=2")
+    submit(at)
+    assert not at.exception and not at.error and "Queued select-study job" in texts(at)
+    (job,) = jobs.list_jobs(path)
+    assert job["kind"] == "select-study" and started == [str(path)]
+    assert job["payload"] == {"dataset": "digits", "backbone": "efficientnet_lite0", "fractions": [0.1, 0.3],
+                              "rules": ["random", "error"], "seeds": None, "shared": {"epochs": "2"},
+                              "preset": "auto"}
+    specs = sel.plan(**job["payload"])
+    assert [(s.params["fraction"], s.params["select"]) for s in specs] == [
+        (0.1, "random"), (0.1, "error"), (0.3, "random"), (0.3, "error")]
+    assert "selection study · random / error at 0.1,0.3" in texts(at)
+
+
+@pytest.mark.parametrize("widget, value, message", [
+    (("text_input", "selection_fractions"), "0.5,abc", "--fractions takes comma-separated numbers"),
+    (("multiselect", "selection_rules"), [], "--rules takes names"),
+    (("text_area", "selection_shared"), "epochs=zero", "epochs"),
+])
+def test_a_bad_selection_answer_shows_inline_and_queues_nothing(launch, widget, value, message):
+    at, path, started = launch
+    at.radio(key="launch_mode").set_value("select-study").run()
+    kind, key = widget
+    element = getattr(at, kind)(key=key)
+    element.set_value(value) if kind == "multiselect" else element.input(value)
+    submit(at)
+    assert not at.exception
+    (error,) = at.error
+    assert "Not queued" in error.value and message in error.value
+    assert jobs.list_jobs(path) == [] and started == []

@@ -1,15 +1,17 @@
-"""Launch: a run, a comparison, a clustering study or a sweep, queued to a background worker."""
+"""Launch: a run, a comparison, a study (clustering, robustness, data selection) or a sweep, queued to a
+background worker."""
 
 import streamlit as st
 from toptune import compare as cmp
 from toptune import jobs, registry
-from toptune.dashboard import data, jobs_panel, launch_cluster, launch_sweep
+from toptune.dashboard import data, jobs_panel, launch_cluster, launch_study, launch_sweep
 from toptune.dashboard import launch_form as lf
 from toptune.errors import ToptuneError
 from toptune.spec import DEFAULT_BACKBONE, DEFAULT_CLASSIFIER, DEFAULT_DATASET, FEATURE_METHODS, METHOD_PARAMS
 
-MODES = {lf.RUN: "one run", lf.COMPARE: "a comparison (top-tuning vs fine-tuning)", lf.CLUSTER: "a clustering study",
-         lf.SWEEP: "a sweep (a grid on Ray)"}
+MODES = {lf.RUN: "one run", lf.COMPARE: "a comparison (top-tuning vs fine-tuning)",
+         lf.ROBUSTNESS: "a robustness study (covariate shift)", lf.SELECTION: "a data-selection study",
+         lf.CLUSTER: "a clustering study", lf.SWEEP: "a sweep (a grid on Ray)"}
 
 path = data.store_path()
 st.title("Launch")
@@ -97,6 +99,10 @@ def run_or_compare(mode: str) -> None:
 mode = st.radio("What to launch", list(MODES), horizontal=True, key="launch_mode", format_func=MODES.get)
 if mode == lf.CLUSTER:
     launch_cluster.form(path)
+elif mode == lf.ROBUSTNESS:
+    launch_study.robustness_form(path)
+elif mode == lf.SELECTION:
+    launch_study.selection_form(path)
 elif mode == lf.SWEEP:
     launch_sweep.form(path)
 else:
