@@ -239,8 +239,8 @@ def plugins_frame() -> pd.DataFrame:
         info = status.info
         description = "" if not status.ok else registry.load(info.kind, info.name).description
         rows.append({"kind": info.kind, "name": info.name, "distribution": info.distribution,
-                     "version": info.version, "status": "ok" if status.ok else "error",
-                     "description": description, "error": status.error or ""})
+                     "version": info.version, "status": status.status,
+                     "description": description, "error": status.reason})
     return pd.DataFrame(rows, columns=["kind", "name", "distribution", "version", "status", "description",
                                        "error"])
 

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import functools
 import json
+import os
 import sys
 from pathlib import Path
 from typing import List, Optional
 
+import click
 import typer
 from rich.console import Console
 from rich.table import Table
+from rich.markup import escape
 
 from . import registry
 from .errors import ToptuneError
@@ -40,6 +43,14 @@ def guarded(fn):
         except KeyboardInterrupt:
             err.print("[yellow]interrupted[/]")
             raise typer.Exit(130) from None
+        except (click.exceptions.Exit, click.exceptions.Abort, click.exceptions.ClickException, SystemExit):
+            raise
+        except Exception as exc:  # a bug, or a plugin's own failure: one line, the traceback on request
+            if os.environ.get("TOPTUNE_DEBUG"):
+                raise
+            err.print(f"[bold red]error:[/] {type(exc).__name__}: {exc} (TOPTUNE_DEBUG=1 shows the traceback)",
+                      highlight=False, soft_wrap=True)
+            raise typer.Exit(1) from None
 
     return wrapper
 
@@ -231,11 +242,12 @@ def _list_plugins(kind: Optional[str]) -> None:
     for c in ("kind", "name", "distribution", "version", "status"):
         table.add_column(c, overflow="fold")
     for s in statuses:
-        status = "[green]ok[/]" if s.ok else "[red]error (below)[/]"
+        status = {"ok": "[green]ok[/]", "unavailable": f"[yellow]{escape(s.reason)}[/]",
+                  "error": f"[red]error: {escape(s.error or '')}[/]"}[s.status]
         table.add_row(s.info.kind, s.info.name, s.info.distribution, s.info.version, status)
     out.print(table)
-    broken = [s for s in statuses if not s.ok]
-    for s in broken:
+    broken = [s for s in statuses if s.status == "error"]
+    for s in broken:  # again in full, unfolded, so the message can be read and copied whole
         out.print(f"[red]{s.info.kind} {s.info.name}[/] ({s.info.distribution} {s.info.version}): {s.error}",
                   highlight=False, soft_wrap=True)
     if broken:

@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from .errors import DatasetError
+from .errors import DatasetError, PluginError
 from .progress import Progress
 
 FORMAT_VERSION = 1
@@ -85,12 +85,29 @@ def _collate(batch):
     return [i for i, _ in ok], tensors, bad
 
 
+def _feature_rows(out, n: int, source: str):
+    """One float feature vector per image, or a PluginError saying what the backbone returned instead.
+
+    A (N, D, 1, 1) output (a pooled map left unsqueezed) is accepted; anything else, e.g. an unpooled
+    (N, C, H, W) map, would silently become thousands of meaningless features.
+    """
+    import torch
+
+    shape = tuple(out.shape) if isinstance(out, torch.Tensor) else None
+    if shape is None or len(shape) < 2 or shape[0] != n or (len(shape) > 2 and any(s != 1 for s in shape[2:])):
+        got = f"shape {shape}" if shape is not None else f"a {type(out).__name__}"
+        raise PluginError(f"{source} returned {got} for a batch of {n} images; a backbone's module must "
+                          f"return one feature vector per image, shape ({n}, D)")
+    return out.float().flatten(1)
+
+
 def extract(module, split, pre: dict, *, device: str = "cpu", batch_size: int = 32, num_workers: int = 0,
             subset: np.ndarray | None = None, progress: Progress | None = None, stage: str = "extract",
-            transform=None):
+            transform=None, source: str = "the backbone"):
     """Run ``module`` over ``split`` (or its ``subset`` of indices); returns a FeatureSet.
 
     ``transform`` replaces the one built from ``pre`` (e.g. with a covariate-shift step inserted).
+    ``source`` names the backbone (and its distribution) in the error raised for outputs of the wrong shape.
     """
     import torch
 
@@ -115,7 +132,7 @@ def extract(module, split, pre: dict, *, device: str = "cpu", batch_size: int = 
                     x = x.to(memory_format=torch.channels_last)
                 with torch.autocast("cuda") if on_cuda else nullcontext():
                     out = module(x)
-                feats.append(out.float().flatten(1).cpu().numpy())
+                feats.append(_feature_rows(out, len(x), source).cpu().numpy())
                 kept.extend(indices)
             progress.advance(len(indices) + len(bad))
     elapsed = time.perf_counter() - start

@@ -57,6 +57,17 @@ def freeze_until(model, name: str | None) -> None:
             p.requires_grad_(False)
 
 
+def _keep_frozen_statistics(model) -> None:
+    """Frozen batch-norm layers stay in eval mode, so their running statistics stay as pre-trained too."""
+    import torch
+
+    for module in model.modules():
+        if isinstance(module, torch.nn.modules.batchnorm._BatchNorm):
+            params = list(module.parameters())
+            if params and not any(p.requires_grad for p in params):
+                module.eval()
+
+
 def _network(backbone, n_classes: int, pre: dict, freeze: str | None):
     import torch
 
@@ -133,6 +144,7 @@ class _Trainer:
         import torch
 
         self.model.train()
+        _keep_frozen_statistics(self.model)
         total_loss = correct = seen = 0
         t0 = time.perf_counter()
         with self.progress.stage(f"fine-tune epoch {index}/{self.run['epochs']}", len(loader.dataset)):

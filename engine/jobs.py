@@ -80,6 +80,14 @@ class FileProgress(Progress):
         self.state["message"] = text
         self._flush(force=True)
 
+    def postfix(self, text):
+        self.state["message"] = text
+        self._flush()
+
+    def set_total(self, total):
+        self.state["total"] = total
+        self._flush()
+
 
 def submit(store_path, kind: str, payload: dict) -> str:
     """Queue a job. ``payload``: a RunSpec dict ('run'), the arguments of compare.plan ('compare') or

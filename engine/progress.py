@@ -6,6 +6,7 @@ and other callers (the dashboard's job runner) can write a small file that a pag
 
 from __future__ import annotations
 
+import contextvars
 from contextlib import contextmanager
 from typing import Iterator
 
@@ -25,8 +26,17 @@ class Progress:
     def note(self, text: str) -> None:
         """A one-line message between stages (e.g. 'features loaded from cache')."""
 
+    def postfix(self, text: str) -> None:
+        """A short status shown beside the current stage's bar (e.g. 'finished 4 · failed 1')."""
+
+    def set_total(self, total: int | None) -> None:
+        """The current stage's size, once known (e.g. a solver's iteration cap, learnt inside ``fit``)."""
+
+    unit: str | None = None  # what the current stage counts ('img', 'cell', 'it'), set by ``stage``
+
     @contextmanager
-    def stage(self, name: str, total: int | None = None) -> Iterator["Progress"]:
+    def stage(self, name: str, total: int | None = None, unit: str | None = None) -> Iterator["Progress"]:
+        self.unit = unit or ("img" if total else "it")
         self.begin(name, total)
         try:
             yield self
@@ -44,12 +54,21 @@ class TqdmProgress(Progress):
     def begin(self, stage, total):
         from tqdm.auto import tqdm
 
-        self._bar = tqdm(total=total, desc=stage, unit="img" if total else "it", leave=True,
+        self._bar = tqdm(total=total, desc=stage, unit=self.unit or ("img" if total else "it"), leave=True,
                          disable=self._disable, dynamic_ncols=True)
 
     def advance(self, n=1):
         if self._bar is not None:
             self._bar.update(n)
+
+    def postfix(self, text):
+        if self._bar is not None:
+            self._bar.set_postfix_str(text, refresh=True)
+
+    def set_total(self, total):
+        if self._bar is not None:
+            self._bar.total = total
+            self._bar.refresh()
 
     def end(self):
         if self._bar is not None:
@@ -61,3 +80,22 @@ class TqdmProgress(Progress):
 
         if not self._disable:
             tqdm.write(text)
+
+
+_current: contextvars.ContextVar[Progress] = contextvars.ContextVar("toptune_progress", default=Progress())
+
+
+def current() -> Progress:
+    """The progress of the stage now running, for code that is handed no ``Progress`` (a classifier's
+    ``fit``: plugins keep scikit-learn's signature). Silent outside ``reporting``."""
+    return _current.get()
+
+
+@contextmanager
+def reporting(progress: Progress) -> Iterator[Progress]:
+    """Make ``progress`` what ``current()`` returns inside the block."""
+    token = _current.set(progress)
+    try:
+        yield progress
+    finally:
+        _current.reset(token)

@@ -21,7 +21,7 @@ from typing import Any, Callable
 
 from . import contract
 from . import params as P
-from .errors import DuplicatePluginError, PluginError, PluginUnavailableError, UnknownPluginError
+from .errors import DuplicatePluginError, PluginError, PluginUnavailableError, ToptuneError, UnknownPluginError
 from .protocols import API_VERSION
 
 GROUPS = {"backbone": "toptune.backbones", "classifier": "toptune.classifiers", "dataset": "toptune.datasets"}
@@ -49,10 +49,21 @@ class PluginInfo:
 class PluginStatus:
     info: PluginInfo
     error: str | None  # None when the plugin loads and satisfies its interface
+    unavailable: bool = False  # sound, but an optional dependency is missing; ``error`` says how to install it
 
     @property
     def ok(self) -> bool:
         return self.error is None
+
+    @property
+    def status(self) -> str:
+        return "ok" if self.ok else "unavailable" if self.unavailable else "error"
+
+    @property
+    def reason(self) -> str:
+        """The plugin's own words for an unavailable one (e.g. 'falkon not installed: pip install ...')."""
+        prefix = " is unavailable: "
+        return self.error.split(prefix, 1)[-1] if self.unavailable and self.error else (self.error or "")
 
 
 _local: dict[str, dict[str, tuple[PluginInfo, type]]] = {kind: {} for kind in GROUPS}
@@ -167,12 +178,15 @@ def load(kind: str, name: str) -> type:
         (_, ep), = [c for c in _candidates(kind, family) if c[0] == plugin_info]
         try:
             cls = ep.load()
-        except Exception as exc:  # any import-time failure of third-party code
+        except (Exception, SystemExit) as exc:  # any import-time failure of third-party code, sys.exit too
             raise PluginError(
                 f"{kind} '{family}' from distribution '{plugin_info.distribution}' failed to import: "
                 f"{type(exc).__name__}: {exc}"
             ) from exc
-    problem = interface_problem(kind, cls)
+    try:
+        problem = interface_problem(kind, cls)
+    except Exception as exc:  # metadata that breaks the checks themselves (e.g. a str param with a numeric min)
+        problem = f"its metadata could not be checked: {type(exc).__name__}: {exc}"
     if problem:
         raise PluginError(
             f"{kind} '{family}' from distribution '{plugin_info.distribution}' does not satisfy the "
@@ -216,10 +230,11 @@ def check(kind: str | None = None) -> list[PluginStatus]:
     for plugin_info in discover(kind):
         try:
             load(plugin_info.kind, plugin_info.name)
-            error = None
+            out.append(PluginStatus(plugin_info, None))
+        except PluginUnavailableError as exc:
+            out.append(PluginStatus(plugin_info, str(exc), unavailable=True))
         except PluginError as exc:
-            error = str(exc)
-        out.append(PluginStatus(plugin_info, error))
+            out.append(PluginStatus(plugin_info, str(exc)))
     return out
 
 
@@ -242,12 +257,12 @@ def create(kind: str, name: str, **values: Any) -> Any:
     resolved = resolve_params(kind, name, values)
     try:
         obj = cls(**resolved)
-    except PluginError:
+    except ToptuneError:
         raise
     except Exception as exc:
-        if exc.__class__.__module__.startswith("toptune"):
-            raise
-        raise PluginError(f"{kind} '{name}' could not be created: {type(exc).__name__}: {exc}") from exc
+        dist = info(kind, split_name(name)[0]).distribution
+        raise PluginError(f"{kind} '{name}' from distribution '{dist}' could not be created: "
+                          f"{type(exc).__name__}: {exc}") from exc
     problem = contract.instance_problem(kind, obj)
     if problem:
         dist = info(kind, split_name(name)[0]).distribution

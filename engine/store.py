@@ -131,6 +131,38 @@ def _is_lock_conflict(exc: Exception) -> bool:
     return "lock" in text and ("conflicting" in text or "could not set lock" in text)
 
 
+class _ConfigGate:
+    """Connections of one process to one file that can be open together.
+
+    DuckDB keeps one database instance per file per process and refuses a second connection with another
+    configuration (the SQL sandbox's, read-only vs read-write) while any is open. Threads of one process
+    (the dashboard's pages and fragments) therefore wait here until the open connections share their
+    configuration, instead of failing.
+    """
+
+    _cond = threading.Condition()
+    _open: dict[str, tuple[Any, int]] = {}  # file -> (configuration key, open connections)
+
+    @classmethod
+    @contextmanager
+    def hold(cls, path: Path, key: Any, timeout_s: float) -> Iterator[None]:
+        name = str(path.resolve())
+        with cls._cond:
+            ready = cls._cond.wait_for(lambda: cls._open.get(name, (key, 0))[0] == key or
+                                       cls._open[name][1] == 0, timeout=timeout_s)
+            if not ready:
+                raise StoreError(f"store {path} is busy: another connection of this process stayed open "
+                                 f"for {timeout_s:.0f} s")
+            cls._open[name] = (key, cls._open.get(name, (key, 0))[1] + 1)
+        try:
+            yield
+        finally:
+            with cls._cond:
+                k, count = cls._open[name]
+                cls._open[name] = (k, count - 1)
+                cls._cond.notify_all()
+
+
 @dataclass
 class QueryResult:
     columns: list[str]
@@ -164,6 +196,17 @@ class Store:
             delay = min(delay * 2, 0.25)
 
     @contextmanager
+    def _open(self, read_only: bool, config: dict | None = None) -> Iterator[Any]:
+        """A connection under both locks: the in-process configuration gate, then the cross-process one."""
+        key = (read_only, tuple(sorted((config or {}).items())))
+        with _ConfigGate.hold(self.path, key, self.busy_timeout_s), self._lock("read" if read_only else "write"):
+            con = self._connect(read_only=read_only, config=config)
+            try:
+                yield con
+            finally:
+                con.close()
+
+    @contextmanager
     def _lock(self, mode: str) -> Iterator[None]:
         """Our own cross-process read-write lock around every DuckDB open.
 
@@ -187,29 +230,21 @@ class Store:
     @contextmanager
     def _writer(self) -> Iterator[Any]:
         """The one writer path: lock, open, migrate, one transaction, close."""
-        with self._lock("write"):
-            con = self._connect(read_only=False)
+        with self._open(read_only=False) as con:
+            self._migrate(con)
+            con.execute("BEGIN TRANSACTION")
             try:
-                self._migrate(con)
-                con.execute("BEGIN TRANSACTION")
-                try:
-                    yield con
-                except BaseException:
-                    con.execute("ROLLBACK")
-                    raise
-                con.execute("COMMIT")
-            finally:
-                con.close()
+                yield con
+            except BaseException:
+                con.execute("ROLLBACK")
+                raise
+            con.execute("COMMIT")
 
     def _ensure_current(self) -> None:
         """Create the file, or migrate it, before a read (readers cannot write)."""
         if self.path.exists():
-            with self._lock("read"):
-                con = self._connect(read_only=True)
-                try:
-                    version = self._version(con)
-                finally:
-                    con.close()
+            with self._open(read_only=True) as con:
+                version = self._version(con)
             if version > SCHEMA_VERSION:
                 raise StoreError(f"store {self.path} has schema v{version}, newer than this toptune "
                                  f"(v{SCHEMA_VERSION}); upgrade toptune")
@@ -223,12 +258,8 @@ class Store:
         if self._checked_version != SCHEMA_VERSION:
             self._ensure_current()
             self._checked_version = SCHEMA_VERSION
-        with self._lock("read"):
-            con = self._connect(read_only=True, config=config)
-            try:
-                yield con
-            finally:
-                con.close()
+        with self._open(read_only=True, config=config) as con:
+            yield con
 
     @staticmethod
     def _version(con) -> int:

@@ -113,7 +113,12 @@ class _Driver:
         self.report.run_ids.append(run_id)
         record_failure(self.store, run_id, exc)
         self.report.failed += 1
+        self._tick()
+
+    def _tick(self) -> None:
+        r = self.report
         self.progress.advance()
+        self.progress.postfix(f"finished {r.finished + r.skipped} · failed {r.failed} · running {len(self.in_flight)}")
 
     def _submit(self, cell: Cell, rs: ResolvedSpec) -> None:
         group = feature_group(rs)
@@ -133,7 +138,7 @@ class _Driver:
             except Exception as exc:  # the cell's own error, or its worker died twice
                 record_failure(self.store, run_id, _unwrap(exc))
                 self.report.failed += 1
-            self.progress.advance()
+            self._tick()
 
     def interrupt(self) -> None:
         for ref, (_, run_id) in self.in_flight.items():
@@ -224,7 +229,11 @@ def sweep(spec: SweepSpec, store: Store, *, cache_dir=None, max_concurrent: int 
     driver = _Driver(spec, store, cache_dir, max_concurrent or max(1, slots), cpus_per_task, progress or Progress())
     driver.report.total, driver.report.skipped = len(cells), len(cells) - len(todo)
     t0 = time.perf_counter()
-    with driver.progress.stage(f"sweep {spec.sweep_id}", len(todo)):
+    # The bar counts the whole grid; cells finished by an earlier run of the spec count as done at once.
+    with driver.progress.stage(f"sweep {spec.sweep_id}", len(cells), unit="cell"):
+        if driver.report.skipped:
+            driver.progress.advance(driver.report.skipped)
+            driver.progress.postfix(f"{driver.report.skipped} finished earlier")
         try:
             driver.drive(todo)
         except KeyboardInterrupt:

@@ -11,7 +11,7 @@ from .data import dataset_info, fixed_subset, preprocessing
 from .errors import DatasetError
 from .feature_modes import cache_parts, feature_module, finish
 from .features import FeatureCache, FeatureSet, RecordingCache, build_transform, cache_key, extract
-from .progress import Progress
+from .progress import Progress, reporting
 from .shift import shifted
 from .spec import ResolvedSpec
 
@@ -35,6 +35,10 @@ class _Features:
             **cache_parts(self.rs.params["run"], split_name),
         )
 
+    def source(self) -> str:
+        family = registry.split_name(self.rs.spec.backbone)[0]
+        return f"backbone '{self.rs.spec.backbone}' from distribution '{registry.info('backbone', family).distribution}'"
+
     def get(self, split_name: str, split, subset) -> FeatureSet:
         key = self.key(split_name, subset) if self.cache else None
         if key and (found := self.cache.get(key)) is not None:
@@ -46,7 +50,7 @@ class _Features:
         fs = extract(self._module, split, self.pre, device=self.device,
                      batch_size=run["batch_size"], num_workers=run["num_workers"], subset=subset,
                      progress=self.progress, stage=f"extract {split_name}",
-                     transform=shifted(build_transform(self.pre), run, split_name))
+                     transform=shifted(build_transform(self.pre), run, split_name), source=self.source())
         if fs.skipped:
             self.progress.note(f"{split_name}: skipped {len(fs.skipped)} unreadable image(s), "
                                f"e.g. sample {fs.skipped[0][0]}: {fs.skipped[0][1]}")
@@ -94,7 +98,7 @@ def top_tune(rs: ResolvedSpec, cache: FeatureCache | None, device: str, progress
         raise DatasetError(f"dataset '{spec.dataset}': fewer than 2 classes have readable training images")
 
     clf = registry.create("classifier", spec.classifier, **rs.params["classifier"])
-    with progress.stage(f"fit {spec.classifier}"):
+    with progress.stage(f"fit {spec.classifier}", unit="it"), reporting(progress):
         t0 = time.perf_counter()
         clf.fit(train.features, train.labels)
         fit_time = time.perf_counter() - t0

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import sys
 import textwrap
+import urllib.error
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -46,3 +48,18 @@ def plugin_site(tmp_path, monkeypatch):
     for mod in [m for m, v in sys.modules.items() if getattr(v, "__file__", "") and str(site) in str(v.__file__)]:
         del sys.modules[mod]
     registry.refresh()
+
+
+@pytest.fixture
+def no_network(monkeypatch):
+    """Every download fails at once, as offline, whatever the machine running the tests can reach."""
+    attempts = []
+
+    def offline(request, *args, **kwargs):
+        attempts.append(getattr(request, "full_url", request))
+        raise urllib.error.URLError("no network in tests")
+
+    # torchvision.datasets.utils calls urllib.request.urlopen for every download, so this is its one
+    # network entry point.
+    monkeypatch.setattr(urllib.request, "urlopen", offline)
+    return attempts

@@ -353,6 +353,7 @@ def test_falkon_plugin_is_listed_as_not_installed_with_an_install_hint():
 
     [status] = [s for s in registry.check("classifier") if s.info.name == "falkon"]
     assert not status.ok and "falkon not installed: pip install git+https://github.com/FalkonML/falkon" in status.error
+    assert status.status == "unavailable" and status.reason.startswith("falkon not installed: pip install")
     assert [s.ok for s in registry.check("classifier") if s.info.name == "kernel"] == [True]
     with pytest.raises(PluginError, match="falkon not installed: pip install"):
         registry.create_classifier("falkon")

@@ -160,8 +160,9 @@ def test_image_vae_loss_decreases_on_small_images():
 # ---- cluster runs ------------------------------------------------------------------------------------
 @pytest.mark.parametrize("pipeline", ["feature-vae", "image-vae"])
 def test_same_seed_gives_identical_latents_and_clusters(pipeline):
-    a, b = (execute(_spec(pipeline, export_latents=True)) for _ in range(2))
-    other = execute(_spec(pipeline, seed=1, export_latents=True))
+    # Pinned to the CPU: the guarantee is bit-identity there, not across CUDA kernels.
+    a, b = (execute(_spec(pipeline, export_latents=True, device="cpu")) for _ in range(2))
+    other = execute(_spec(pipeline, seed=1, export_latents=True, device="cpu"))
     za, zb = (np.column_stack([r.artifacts["latent"][f"z_{j}"] for j in range(3)]) for r in (a, b))
     assert np.array_equal(za, zb) and np.array_equal(a.y_pred, b.y_pred) and a.metrics == b.metrics
     assert not np.array_equal(za, np.column_stack([other.artifacts["latent"][f"z_{j}"] for j in range(3)]))

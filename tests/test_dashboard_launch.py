@@ -9,6 +9,7 @@ from toptune import robustness as rob
 from toptune import select_study as sel
 from toptune import compare as cmp
 from toptune.spec import RunSpec
+from toptune.store import Store
 from toptune.sweep_spec import SweepSpec
 
 from .conftest import write_distribution
@@ -154,6 +155,20 @@ def test_the_example_plugin_distribution_is_in_the_launch_form(tmp_path, monkeyp
     assert field(at, "params.backbone.activation").value == "tanh"
     assert field(at, "params.classifier.metric").options == ["euclidean", "cosine"]
     assert not at.error and not at.exception
+
+    # Launched from the form, the job runs in the dashboard's worker code and lands in the store.
+    monkeypatch.setattr(jobs, "ensure_worker", lambda p: None)
+    field(at, "params.max_train").input("60")
+    field(at, "params.max_test").input("30")
+    submit(at)
+    assert not at.error and "Queued job" in texts(at)
+    assert jobs.work(tmp_path / "runs.duckdb", idle_exit_s=0.5) == 1
+    (job,) = jobs.list_jobs(tmp_path / "runs.duckdb")
+    assert job["state"] == "finished", job.get("error")
+    [row] = Store(tmp_path / "runs.duckdb").runs()
+    assert (row["backbone"], row["classifier"], row["dataset"], row["status"]) == (
+        "lenet5", "nearest-mean", "digits-shift", "finished")
+    assert row["n_train"] == 60 and row["accuracy"] > 0.3
 
 
 CENTROID = '''

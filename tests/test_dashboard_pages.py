@@ -1,5 +1,6 @@
 """Every dashboard page through Streamlit's AppTest: a missing store, an empty one, and one with runs."""
 
+import importlib.util
 import itertools
 
 import pytest
@@ -198,3 +199,7 @@ def test_plugins_page_lists_every_plugin_and_names_broken_ones(plugin_site):
     assert backbones.loc["kaput", "status"] == ["error"] and backbones.loc["kaput", "distribution"] == "toptune-kaput"
     assert backbones.loc["efficientnet_lite0", "status"] == ["ok"]
     assert any("kaput" in e.value and "toptune-kaput" in e.value and "boom at import" in e.value for e in at.error)
+    if importlib.util.find_spec("falkon") is None:  # an optional dependency missing is a warning, not a breakage
+        assert tables["classifier"].set_index("name").loc["falkon", "status"] == ["unavailable"]
+        assert any("falkon not installed" in w.value for w in at.warning)
+        assert not any("falkon" in e.value for e in at.error)

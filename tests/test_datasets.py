@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import pickle
-import urllib.error
-import urllib.request
 
 import numpy as np
 import pytest
@@ -251,19 +249,6 @@ def test_imagefolder_fingerprint_tracks_files_and_split(tmp_path):
 # ---------------------------------------------------------------- torchvision
 
 
-@pytest.fixture
-def no_network(monkeypatch):
-    """Every download fails at once, as offline, whatever the machine running the tests can reach."""
-    attempts = []
-
-    def offline(request, *args, **kwargs):
-        attempts.append(getattr(request, "full_url", request))
-        raise urllib.error.URLError("no network in tests")
-
-    # torchvision.datasets.utils calls urllib.request.urlopen for every download, so this is its one
-    # network entry point.
-    monkeypatch.setattr(urllib.request, "urlopen", offline)
-    return attempts
 
 
 @pytest.mark.parametrize("name", TV_NAMES)

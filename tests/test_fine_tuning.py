@@ -3,8 +3,10 @@
 import numpy as np
 import pytest
 import torch
+from typer.testing import CliRunner
 
 from toptune import compare as cmp
+from toptune.cli import app
 from toptune import registry
 from toptune.errors import ParamError
 from toptune.params import Param
@@ -76,6 +78,7 @@ def test_partial_fine_tuning_freezes_up_to_the_named_module(tiny_backbone):
     module, before = tiny_backbone.built[-1]
     changed = _changed(module, before)
     assert "stem.weight" not in changed and "bn.weight" not in changed and "block.weight" in changed
+    assert "bn.running_mean" not in changed and "bn.running_var" not in changed  # frozen statistics too
     assert part.trained_params == full.trained_params - (8 * 3 * 9 + 8 + 8 + 8)
     with pytest.raises(ParamError, match="no module 'blocks.9'"):
         execute(RunSpec("fine-tune", "tiny-cnn", "digits", None, {**FAST_FT, "freeze_until": "blocks.9"}))
@@ -149,8 +152,31 @@ def test_compare_links_runs_and_report_aggregates(tmp_path):
     assert len(items) == 2  # the incomplete one is left out
     (backbone, overall) = cmp.aggregate(items)
     assert backbone.group == "tiny-cnn" and overall.group == "all" and overall.n == 2
-    assert sum(overall.counts.values()) == 2
-    assert overall.speedup_min <= overall.speedup_median <= overall.speedup_max
+    assert overall.counts == {v: sum(c.verdict == v for c in items) for v in cmp.VERDICTS}
+    assert (overall.speedup_min, overall.speedup_max) == (min(c.speedup for c in items),
+                                                          max(c.speedup for c in items))
+
+    res = CliRunner().invoke(app, ["report", "--store", str(store.path)], env={"COLUMNS": "200"})
+    assert res.exit_code == 0 and "verdicts and speed-ups" in res.output
+    assert all(c.comparison_id in res.output and f"{c.speedup:.1f}×" in res.output for c in items)
+
+
+def test_aggregate_counts_verdicts_and_speedups_per_backbone_and_overall():
+    def comparison(backbone, top_acc, fine_acc, top_s, fine_s):
+        return cmp.Comparison("c", "d", backbone, "kernel", cmp.MethodSummary(top_acc, 0.0, top_s, 1),
+                              cmp.MethodSummary(fine_acc, 0.0, fine_s, 1))
+
+    items = [comparison("a", 0.900, 0.905, 1.0, 10.0),   # -0.5 points: same, 10x
+             comparison("a", 0.800, 0.850, 2.0, 300.0),  # -5 points: fine-tuning better, 150x
+             comparison("a", 0.950, 0.930, 4.0, 80.0),   # +2 points: top-tuning better, 20x
+             comparison("b", 0.700, 0.690, 1.0, 30.0)]   # +1 point: same (the band is inclusive), 30x
+    by = {a.group: a for a in cmp.aggregate(items)}
+    assert list(by) == ["a", "b", "all"]
+    assert by["a"].counts == {"same": 1, "fine-tuning better": 1, "top-tuning better": 1} and by["a"].n == 3
+    assert (by["a"].speedup_min, by["a"].speedup_median, by["a"].speedup_max) == pytest.approx((10, 20, 150))
+    assert by["b"].counts == {"same": 1, "fine-tuning better": 0, "top-tuning better": 0}
+    assert by["all"].counts == {"same": 2, "fine-tuning better": 1, "top-tuning better": 1}
+    assert by["all"].speedup_median == pytest.approx(25.0)
 
 
 def test_plan_rejects_bad_input_before_running():

@@ -2,6 +2,7 @@
 example distribution in examples/toptune-plugin-example working end to end."""
 
 import importlib.metadata as md
+import importlib.util
 import json
 import os
 import subprocess
@@ -343,3 +344,61 @@ def test_example_own_test_suite_passes():
     proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests"],
                           cwd=EXAMPLE, capture_output=True, text=True, check=False)
     assert proc.returncode == 0, proc.stdout[-3000:]
+
+
+# --- failure isolation outside `plugins check`: listing, creation and runs ----------------------------------
+
+def test_metadata_that_breaks_the_checks_themselves_is_reported_not_raised(plugin_site):
+    # A str parameter with a numeric minimum makes validating its default raise TypeError inside toptune.
+    install(plugin_site, "toptune-odd", "backbone", {"odd": backbone_source(params="{'x': Param('str', 'a', min=1)}")})
+    statuses = {s.info.name: s for s in registry.check("backbone")}
+    assert statuses["odd"].status == "error" and "toptune-odd" in statuses["odd"].error
+    assert "could not be checked: TypeError" in statuses["odd"].error
+    assert statuses["efficientnet_lite0"].ok
+    [result] = check_plugins("odd")
+    assert result.status == "fail" and "could not be checked" in result.reason
+
+
+def test_sys_exit_at_import_is_an_import_failure(plugin_site):
+    install(plugin_site, "toptune-quits", "classifier", {"quits": "import sys\nsys.exit(3)\n"})
+    [status] = [s for s in registry.check("classifier") if s.info.name == "quits"]
+    assert status.status == "error" and "failed to import: SystemExit: 3" in status.error
+    assert all(s.ok for s in registry.check("classifier") if s.info.name in ("kernel", "ridge"))
+
+
+def test_third_party_exception_in_constructor_names_the_distribution(plugin_site):
+    # The module's name starts with 'toptune' like toptune's own, but its exception is still third-party.
+    source = classifier_source().replace("    params = {}\n", "    params = {}\n    def __init__(self):\n"
+                                         "        raise LookupError('no licence key')\n")
+    install(plugin_site, "toptune-licensed", "classifier", {"licensed": source})
+    with pytest.raises(PluginError, match="from distribution 'toptune-licensed' could not be created: "
+                                          "LookupError: no licence key"):
+        registry.create_classifier("licensed")
+
+
+def test_wrong_shape_backbone_fails_its_run_with_one_line(plugin_site, tmp_path):
+    install(plugin_site, "toptune-bb", "backbone", {"map": backbone_source(forward="x")})
+    store = tmp_path / "s.duckdb"
+    res = cli("run", "--backbone", "map", "--classifier", "ridge", "--store", str(store), "-q",
+              "--param", "max_train=40", "--param", "max_test=20")
+    assert res.exit_code != 0 and "Traceback" not in res.output
+    assert ("backbone 'map' from distribution 'toptune-bb' returned shape (" in res.output
+            and "must return one feature vector per image" in res.output)
+    [row] = Store(store).runs()
+    assert row["status"] == "failed" and "returned shape" in row["error"]
+
+
+def test_plugins_listing_puts_each_status_in_its_column(plugin_site):
+    install(plugin_site, "toptune-bb", "backbone", {"good": backbone_source()})
+    write_distribution(plugin_site, "toptune-gone", {"toptune.datasets": {"gone": "gone_mod:X"}},
+                       {"gone_mod.py": "raise RuntimeError('vanished')\n"})
+    res = cli("plugins")
+    assert res.exit_code == 0
+    rows = [ln for ln in res.output.splitlines() if ln.startswith("│")]  # the table's own rows
+    [gone] = [ln for ln in rows if " gone " in ln]
+    assert "error: dataset 'gone'" in gone
+    [good] = [ln for ln in rows if " good " in ln]
+    assert "ok" in good and "toptune-bb" in good
+    if importlib.util.find_spec("falkon") is None:
+        [falkon] = [ln for ln in rows if " falkon " in ln]
+        assert "falkon not installed" in falkon and "error" not in falkon

@@ -7,11 +7,27 @@ from PIL import Image
 from toptune import registry
 from toptune.errors import DatasetError, ParamError, UnknownPluginError
 from toptune.features import FeatureCache
+from toptune.progress import Progress
 from toptune.runner import execute, run
 from toptune.spec import RunSpec, resolve
 from toptune.store import Store
 
 SMALL = {"max_train": 80, "max_test": 40}
+
+
+class RecordingProgress(Progress):
+    def __init__(self):
+        self.stage_name, self.totals, self.done = None, [], {}
+
+    def begin(self, stage, total):
+        self.stage_name = stage
+        self.totals.append((stage, total))
+
+    def set_total(self, total):
+        self.totals.append((self.stage_name, total))
+
+    def advance(self, n=1):
+        self.done[self.stage_name] = self.done.get(self.stage_name, 0) + n
 
 
 @pytest.fixture
@@ -39,9 +55,12 @@ def test_top_tune_records_a_finished_run_and_reuses_features(store, tmp_path, mo
         raise AssertionError("backbone rebuilt despite cached features")
 
     monkeypatch.setattr(type(registry.create_backbone("efficientnet_lite0")), "build", no_build)
-    run_id2, result2 = run(RunSpec(classifier="kernel", params=SMALL), store, cache=cache)
+    recorder = RecordingProgress()
+    run_id2, result2 = run(RunSpec(classifier="kernel", params=SMALL), store, cache=cache, progress=recorder)
     row2 = store.get_run(run_id2)
     assert row2["cache_hit"] and row2["extract_time_s"] == pytest.approx(row["extract_time_s"])
+    # the fit stage's bar counted the solver's conjugate-gradient iterations out of its cap
+    assert ("fit kernel", 20) in recorder.totals and 0 < recorder.done["fit kernel"] <= 20
     assert row2["params"]["classifier"]["sigma"] > 0  # the chosen sigma is stored with the run
     assert row2["params"]["classifier"]["seed"] == 0 and result2.accuracy >= 0.6
 

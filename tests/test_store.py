@@ -157,3 +157,33 @@ def test_a_failing_migration_leaves_the_store_untouched(tmp_path, monkeypatch):
     cols = [r[0] for r in con.execute("describe runs").fetchall()]
     assert "ok_col" not in cols and con.execute("select max(version) from schema_info").fetchone()[0] == SCHEMA_VERSION
     con.close()
+
+
+def test_sql_sandbox_and_plain_reads_share_one_process(tmp_path):
+    """DuckDB refuses two configurations of one file in one process; threads must wait, not fail."""
+    import threading
+
+    st = Store(tmp_path / "s.duckdb")
+    st.finish_run(st.start_run(RECORD), {"accuracy": 0.5})
+    errors, results, opened = [], [], threading.Event()
+
+    def hold_plain_reader():
+        with st._reader() as con:  # e.g. the Runs page's fragment refreshing
+            opened.set()
+            time.sleep(0.5)
+            con.execute("SELECT 1").fetchall()
+
+    def sandboxed_query():
+        opened.wait()
+        try:
+            results.append(st.query("SELECT count(*) FROM runs").rows)
+            results.append(len(st.runs()))
+        except Exception as exc:  # noqa: BLE001 - the failure is what this test looks for
+            errors.append(exc)
+
+    threads = [threading.Thread(target=hold_plain_reader), threading.Thread(target=sandboxed_query)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert errors == [] and results == [[(1,)], 1]

@@ -65,3 +65,21 @@ def test_a_parameter_no_cell_takes_is_an_error(tmp_path):
         SweepSpec.from_file(tmp_path / "bad.toml")
     with pytest.raises(ParamError, match="not found"):
         SweepSpec.from_file(tmp_path / "missing.toml")
+
+
+def test_paper_preset_offline_stops_before_any_run_naming_every_missing_dataset(tmp_path, monkeypatch, no_network):
+    from typer.testing import CliRunner
+
+    from toptune.cli import app
+    from toptune.sweep_spec import PAPER_PRESET
+
+    monkeypatch.setenv("TOPTUNE_DATA_DIR", str(tmp_path / "data"))
+    store = tmp_path / "s.duckdb"
+    res = CliRunner().invoke(app, ["sweep", "--preset", "paper", "--store", str(store), "-q"],
+                             env={"COLUMNS": "400"})
+    assert res.exit_code != 0 and "Traceback" not in res.output
+    message = " ".join(res.output.split())
+    assert f"{len(PAPER_PRESET['datasets'])} of {len(PAPER_PRESET['datasets'])} datasets are not available" in message
+    assert all(name in message for name in PAPER_PRESET["datasets"])
+    assert no_network  # each dataset really tried its download
+    assert not store.exists()  # nothing was started, so nothing was written

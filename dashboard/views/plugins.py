@@ -9,13 +9,17 @@ st.caption("Registered through the `toptune.backbones`, `toptune.classifiers` an
            "points; a broken plugin is listed with its error and never affects the others. "
            "`toptune plugins check` smoke-tests them.")
 plugins = data.plugins_frame()
-broken = plugins[plugins["status"] != "ok"]
+broken = plugins[plugins["status"] == "error"]
+unavailable = plugins[plugins["status"] == "unavailable"]
 st.markdown(f"**{len(plugins)}** plugins from **{plugins['distribution'].nunique()}** distribution(s)" +
-            (f" · :red-badge[{len(broken)} broken]" if len(broken) else " · :green-badge[all load]"))
+            (f" · :red-badge[{len(broken)} broken]" if len(broken) else " · :green-badge[none broken]") +
+            (f" · :orange-badge[{len(unavailable)} need an optional install]" if len(unavailable) else ""))
 for kind, group in plugins.groupby("kind", sort=False):
     st.subheader(f"{kind.capitalize()}s")
     st.dataframe(group.drop(columns=["kind", "error"]).assign(status=group["status"].map(lambda s: [s])),
                  hide_index=True, key=f"plugins_{kind}",
-                 column_config={"status": badge_column("status", {"ok": "green", "error": "red"})})
+                 column_config={"status": badge_column("status", {"ok": "green", "unavailable": "orange", "error": "red"})})
 for row in broken.itertuples():
     st.error(f"**{row.kind} {row.name}** ({row.distribution} {row.version}): {row.error}")
+for row in unavailable.itertuples():
+    st.warning(f"**{row.kind} {row.name}** ({row.distribution} {row.version}): {row.error}")

@@ -29,6 +29,7 @@ from collections.abc import Callable, Iterator
 import torch
 
 from ..errors import SolverError
+from ..progress import current
 from . import memory
 from .kernels import KERNELS, kernel_matrix, median_sigma
 
@@ -89,6 +90,8 @@ def conjugate_gradient(
     A column stops moving once its residual is below ``tol`` times its right-hand side's norm; returns the
     solution and the number of iterations run.
     """
+    progress = current()
+    progress.set_total(maxiter)
     X = torch.zeros_like(B)
     R = B.clone()
     P = R.clone()
@@ -97,6 +100,7 @@ def conjugate_gradient(
     for iteration in range(1, maxiter + 1):
         active = rs > target
         if not bool(active.any()):
+            progress.postfix(f"converged after {iteration - 1} iterations")
             return X, iteration - 1
         SP = matmul(P)
         step = torch.where(active, _safe_divide(rs, _column_dot(P, SP)), 0.0)
@@ -105,6 +109,7 @@ def conjugate_gradient(
         rs_new = _column_dot(R, R)
         P = R + P * _safe_divide(rs_new, rs)
         rs = rs_new
+        progress.advance()
     return X, maxiter
 
 
@@ -268,7 +273,12 @@ class _Preconditioner:
         self.T, self.jitter = cholesky_kmm(kmm)
         inner = self.T @ self.T.T / M
         inner.diagonal().add_(lam)
-        self.A, _ = _cholesky_upper(inner, jitter_scale(kmm) / M, "T Tᵀ/M + λI")
+        # A is factorised exactly as Falkon specifies; jitter only if rounding makes that fail (tiny λ).
+        factor, info = torch.linalg.cholesky_ex(inner, upper=True)
+        if int(info) == 0 and bool(torch.isfinite(factor).all()):
+            self.A = factor
+        else:
+            self.A, _ = _cholesky_upper(inner, jitter_scale(kmm) / M, "T Tᵀ/M + λI")
         self.root_n = math.sqrt(n)
         self.lam = lam
 

@@ -6,6 +6,7 @@ import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin
 
 from toptune.params import Param
+from toptune.progress import current
 
 from ._common import check_params, feature_scale, fit_inputs, predict_inputs
 
@@ -63,6 +64,8 @@ class FCHeadClassifier(ClassifierMixin, BaseEstimator):
         yt = torch.as_tensor(codes, dtype=torch.long, device=self.device_)
         opt = torch.optim.AdamW(net.parameters(), lr=s["lr"], weight_decay=s["weight_decay"])
         net.train()
+        progress = current()
+        progress.set_total(s["epochs"])
         for _ in range(s["epochs"]):
             for batch in torch.randperm(len(Xt), generator=gen).split(s["batch_size"]):
                 batch = batch.to(self.device_)
@@ -70,6 +73,7 @@ class FCHeadClassifier(ClassifierMixin, BaseEstimator):
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 opt.step()
+            progress.advance()
         self.net_ = net.eval()
         self.loss_ = float(loss.item())
         self.n_trained_params_ = int(sum(p.numel() for p in net.parameters()))
