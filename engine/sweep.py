@@ -93,7 +93,9 @@ class _Driver:
         self.max_concurrent, self.cpus = max_concurrent, cpus_per_task
         self.gpus = ray.cluster_resources().get("GPU", 0) > 0
         self.report = SweepReport(spec.sweep_id, 0)
-        self.extract = ray.remote(_extract_task).options(max_retries=1, num_cpus=cpus_per_task)
+        # Extraction is a forward pass over the whole dataset: on a cluster with GPUs it gets one too.
+        self.extract = ray.remote(_extract_task).options(max_retries=1, num_cpus=cpus_per_task,
+                                                         num_gpus=1 if self.gpus else 0)
         self.run_one = ray.remote(_run_task)
         self.features: dict[str, object] = {}
         self.in_flight: dict[object, tuple[Cell, str]] = {}

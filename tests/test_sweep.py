@@ -6,6 +6,8 @@ import time
 import psutil
 import pytest
 
+from toptune.jobs import Cancelled
+from toptune.progress import Progress
 from toptune.store import Store
 from toptune.sweep import connect, sweep
 from toptune.sweep_spec import SweepSpec
@@ -100,3 +102,28 @@ def test_a_killed_worker_loses_no_finished_cell(local_ray, tmp_path):
     # Ray retried the killed cell once, so every cell finished, each recorded exactly once
     assert report.finished == 3 and report.failed == 0
     assert [(s, n) for _, s, n in _statuses(store, spec.sweep_id)] == [("finished", 1)] * 3
+
+
+class _CancelAfterFirstCell(Progress):
+    """What the dashboard's Cancel does to a sweep job: the next progress report raises."""
+
+    def advance(self, n=1):
+        raise Cancelled("cancelled from the dashboard")
+
+
+@pytest.mark.slow
+def test_an_interrupted_sweep_keeps_finished_cells_and_marks_the_cells_in_flight(local_ray, tmp_path):
+    spec = SweepSpec.from_dict({
+        "datasets": ["digits"], "backbones": ["efficientnet_lite0"], "methods": ["fine-tune"], "seeds": 4,
+        "params": {**TINY, "image_size": 32, "epochs": 1, "batch_size": 8}})
+    store = Store(tmp_path / "s.duckdb")
+    with pytest.raises(Cancelled):
+        sweep(spec, store, cache_dir=tmp_path / "cache", max_concurrent=2, progress=_CancelAfterFirstCell())
+    statuses = sorted(status for _, status, _ in _statuses(store, spec.sweep_id))
+    assert statuses == ["finished", "interrupted"]  # two cells never started: no row, nothing lost
+    [interrupted] = store.runs(sweep_id=spec.sweep_id, status="interrupted")
+    assert interrupted["error"] == "sweep interrupted"
+    # Running the spec again resumes: only the cells not finished run, and every cell ends finished.
+    report = sweep(spec, store, cache_dir=tmp_path / "cache", max_concurrent=2)
+    assert (report.skipped, report.finished, report.failed) == (1, 3, 0)
+    assert len(store.runs(sweep_id=spec.sweep_id, status="finished")) == 4

@@ -236,12 +236,20 @@ def choose_strategy(n: int, M: int, d: int, k: int, maxiter: int, storable: bool
     return "gram" if gram <= maxiter * (d + 2 * k) else "stream"
 
 
+def _all_finite(A: torch.Tensor) -> bool:
+    # min and max carry any NaN or inf, at the cost of one read (isfinite writes a whole boolean matrix).
+    return all(bool(torch.isfinite(v)) for v in torch.aminmax(A))
+
+
 def _cholesky_upper(matrix: torch.Tensor, jitter: float, what: str) -> tuple[torch.Tensor, float]:
     """Upper factor U with ``UᵀU = matrix + jitter·I``, growing the jitter until the factorisation succeeds."""
-    eye = torch.eye(matrix.shape[0], dtype=matrix.dtype, device=matrix.device)
+    shifted = matrix.clone()
+    added = 0.0
     for _ in range(_CHOLESKY_TRIES):
-        factor, info = torch.linalg.cholesky_ex(matrix + jitter * eye, upper=True)
-        if int(info) == 0 and bool(torch.isfinite(factor).all()):
+        shifted.diagonal().add_(jitter - added)
+        added = jitter
+        factor, info = torch.linalg.cholesky_ex(shifted, upper=True)
+        if int(info) == 0 and _all_finite(factor):
             return factor, jitter
         jitter *= _JITTER_GROWTH
     raise SolverError(
@@ -260,9 +268,24 @@ def jitter_scale(kmm: torch.Tensor, precision: torch.dtype | None = None) -> flo
 
 def cholesky_kmm(kmm: torch.Tensor, precision: torch.dtype | None = None) -> tuple[torch.Tensor, float]:
     """Upper T with ``TᵀT = K_MM + jitter·I``, and the jitter used; ``precision`` sets the jitter."""
-    if not bool(torch.isfinite(kmm).all()):
+    if not _all_finite(kmm):
         raise SolverError("the kernel matrix of the centres contains NaN/inf; check the features and sigma")
     return _cholesky_upper(kmm, jitter_scale(kmm, precision), "K_MM")
+
+
+def upper_times_transpose(T: torch.Tensor) -> torch.Tensor:
+    """``T Tᵀ`` for an upper-triangular T, skipping its zero blocks: a sixth of a full product's work
+    with many chunks (LAPACK's lauum does this; torch has none). Blocks below the diagonal are mirrored."""
+    M = T.shape[0]
+    chunks = _chunks(M)
+    out = T.new_empty(M, M)
+    for i, a in enumerate(chunks):
+        for b in chunks[i:]:
+            # (T Tᵀ)[a, b] = Σ over columns k ≥ b.start of T[a, k] T[b, k]ᵀ: T[b, k] is 0 for k < b.start.
+            tail = slice(b.start, M)
+            torch.mm(T[a, tail], T[b, tail].T, out=out[a, b])
+    _mirror_upper(out, chunks)
+    return out
 
 
 class _Preconditioner:
@@ -271,11 +294,11 @@ class _Preconditioner:
     def __init__(self, kmm: torch.Tensor, lam: float, n: int):
         M = kmm.shape[0]
         self.T, self.jitter = cholesky_kmm(kmm)
-        inner = self.T @ self.T.T / M
+        inner = upper_times_transpose(self.T).div_(M)
         inner.diagonal().add_(lam)
         # A is factorised exactly as Falkon specifies; jitter only if rounding makes that fail (tiny λ).
         factor, info = torch.linalg.cholesky_ex(inner, upper=True)
-        if int(info) == 0 and bool(torch.isfinite(factor).all()):
+        if int(info) == 0 and _all_finite(factor):
             self.A = factor
         else:
             self.A, _ = _cholesky_upper(inner, jitter_scale(kmm) / M, "T Tᵀ/M + λI")
