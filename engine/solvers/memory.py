@@ -15,7 +15,7 @@ import torch
 # CPUs for that; on 2 CPU cores forming a 50,000 x 2,240 K_nM took 1.7 s in 1,200-row blocks and 1.5 s
 # in 4,000-row ones), small enough never to compete with stored matrices.
 _BLOCK_FRACTION = 1 / 16
-_BLOCK_BYTES = {"cpu": (2**20, 2**27), "cuda": (2**24, 2**30)}  # (floor, cap)
+_BLOCK_BYTES = {"cpu": (2**20, 2**25), "cuda": (2**24, 2**30)}  # (floor, cap)
 _STORE_FRACTION = 0.4  # K_nM may take this share of free memory
 _SQUARE_FRACTION = 0.25  # the M×M matrices of the preconditioner (about four of them) share this
 _SQUARES = 4
