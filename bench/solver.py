@@ -25,6 +25,7 @@ import time
 import warnings
 
 import numpy as np
+import toptune  # noqa: F401  (before torch: toptune turns on torch's huge-page allocations)
 import torch
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.kernel_approximation import Nystroem
