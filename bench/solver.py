@@ -89,6 +89,9 @@ def compare(title: str, X, y, X_test, y_test, M: int | None = None) -> None:
     rows = [("toptune kernel", ours_s, ours.score(X_test, y_test))]
     short, short_s = timed(KernelClassifier(M=M, maxiter=10).fit, X, y)
     rows.append(("toptune kernel, maxiter=10", short_s, short.score(X_test, y_test)))
+    if ours.solver_.matmul_ == "bf16":  # what the same solve costs in plain IEEE float32 products
+        ieee, ieee_s = timed(KernelClassifier(M=M, matmul="ieee").fit, X, y)
+        rows.append(("toptune kernel, matmul=ieee (no bf16 products)", ieee_s, ieee.score(X_test, y_test)))
     auto, auto_s = timed(KernelClassifier(sigma="auto", lam="auto").fit, X, y)
     rows.append((f"toptune kernel, sigma/lam=auto (σ={auto.sigma_:.3g}, λ={auto.lam_:.0e})", auto_s,
                  auto.score(X_test, y_test)))
@@ -106,7 +109,7 @@ def compare(title: str, X, y, X_test, y_test, M: int | None = None) -> None:
         notes.append(f"sklearn SVC skipped: n={n:,} > {SVC_MAX_N:,} (its O(n²) kernel evaluations take many minutes)")
     print(f"\n{title}: n_train={n:,}, n_test={len(y_test):,}, d={X.shape[1]:,}, classes={len(np.unique(y))}; "
           f"toptune chose M={ours.M_}, σ={ours.sigma_:.3g}, λ={ours.lam_:g} ({ours.solver_.strategy_}, "
-          f"{ours.n_iter_} CG iterations)")
+          f"{ours.n_iter_} CG iterations, {ours.solver_.matmul_} float32 products)")
     _table(rows, ours_s, rows[0][2])
     for note in notes:
         print(f"  {note}")
@@ -127,7 +130,7 @@ def _table(rows, base_seconds: float, base_accuracy: float) -> None:
 
 
 def scaling(X, y, X_test, y_test, sizes, centres, n_for_centres) -> None:
-    print("\ntoptune kernel fit time vs n (default M = min(n, 10·√n)):")
+    print("\ntoptune kernel fit time vs n (default M = min(n, max(1000, 10·√n))):")
     print(f"  {'n':>8} {'M':>6} {'fit s':>8} {'accuracy':>9}  strategy")
     for n in sizes:
         model, seconds = timed(KernelClassifier().fit, X[:n], y[:n])
@@ -155,7 +158,7 @@ def main() -> None:
     ap.add_argument("--quick", action="store_true", help="synthetic n=10,000 and shorter scaling runs")
     ap.add_argument("--n", type=int, default=None, help="synthetic training points (default 50,000)")
     ap.add_argument("--d", type=int, default=1280, help="synthetic feature dimension (default 1,280)")
-    ap.add_argument("--M", type=int, default=None, help="centres of the synthetic comparison (default min(n, 10·√n))")
+    ap.add_argument("--M", type=int, default=None, help="centres of the synthetic comparison (default min(n, max(1000, 10·√n)))")
     ap.add_argument("--skip-digits", action="store_true", help="no EfficientNet-Lite0 digits features")
     ap.add_argument("--skip-scaling", action="store_true", help="no fit-time-vs-n and vs-M tables")
     ap.add_argument("--repeat", type=int, default=1, help="fits per measurement; the fastest counts")

@@ -58,7 +58,7 @@ def test_kernel_fitted_attributes(digits):
     n = len(X_train)
     np.testing.assert_array_equal(clf.classes_, np.arange(10))
     assert clf.n_features_in_ == 64
-    assert clf.M_ == min(n, 10 * math.ceil(math.sqrt(n)))
+    assert clf.M_ == min(n, max(1000, 10 * math.ceil(math.sqrt(n))))
     assert clf.n_trained_params_ == clf.M_ * 10
     assert 1 <= clf.n_iter_ <= clf.maxiter
     # Median heuristic on standardised features: about √(2·d_effective) for roughly independent pixels.
@@ -204,6 +204,8 @@ def test_predict_checks(blobs, make):
     (KernelClassifier(maxiter=0), "parameter 'maxiter'"),
     (KernelClassifier(dtype="float16"), "parameter 'dtype'"),
     (KernelClassifier(device="tpu"), "parameter 'device'"),
+    (KernelClassifier(matmul="fast"), "parameter 'matmul': 'fast' \\(choose from auto, ieee, bf16\\)"),
+    (KernelClassifier(matmul="bf16", dtype="float64"), "matmul='bf16' needs dtype float32"),
     (KernelClassifier(M=2.5), "parameter 'M': 2.5 \\(expected int or one of \\['auto'\\]\\)"),
     (RidgeClassifier(alpha=-1.0), "parameter 'alpha': -1.0 \\(must be >= 0.0\\)"),
     (RidgeClassifier(standardize="maybe"), "parameter 'standardize'"),
@@ -220,6 +222,11 @@ def test_none_sigma_is_the_median_heuristic_and_auto_m_the_default(blobs):
     assert (explicit.M_, explicit.sigma_) == (default.M_, default.sigma_)
     standardized = (X - X.mean(0)) / X.std(0)
     assert default.sigma_ == pytest.approx(median_sigma(torch.as_tensor(standardized)), rel=1e-5)
+
+
+def test_matmul_mode_reaches_the_solver(blobs):
+    assert KernelClassifier(matmul="ieee").fit(*blobs).solver_.matmul_ == "ieee"
+    assert KernelClassifier(dtype="float64").fit(*blobs).solver_.matmul_ == "ieee"
 
 
 def test_auto_beats_a_deliberately_bad_sigma(digits):

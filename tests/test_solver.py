@@ -127,6 +127,12 @@ def test_choose_strategy(n, M, d, k, storable, expected):
     assert falkon.choose_strategy(n, M, d, k, maxiter=20, storable=storable) == expected
 
 
+def test_bf16_products_move_the_store_crossover_to_fewer_centres():
+    # Its skinny products gain more than its GEMMs, so a stored K_nM pays off from fewer centres.
+    assert falkon.choose_strategy(50_000, 700, 1280, 10, maxiter=20, storable=True, matmul="ieee") == "gram"
+    assert falkon.choose_strategy(50_000, 700, 1280, 10, maxiter=20, storable=True, matmul="bf16") == "store"
+
+
 def test_auto_strategy_follows_the_memory_budget_and_iterations(data):
     X, Y, _ = data
     y = Y[:, 0]  # one column, M=150, d=4: the M² pass (≈1.3·M per entry) against 64 per entry and iteration
@@ -332,7 +338,8 @@ def test_block_rows_follow_free_memory_within_bounds():
 
 def test_default_centres_grow_like_root_n_within_memory():
     cpu, plenty = torch.device("cpu"), 2**40
-    assert memory.default_centres(50, 4, cpu, free=plenty) == 50  # all points while 10·√n ≥ n
+    assert memory.default_centres(50, 4, cpu, free=plenty) == 50  # all points up to n = 1000
+    assert memory.default_centres(1347, 4, cpu, free=plenty) == 1000  # the floor, above 10·√n = 370
     assert memory.default_centres(10_000, 4, cpu, free=plenty) == 1000
     assert memory.default_centres(40_000, 4, cpu, free=plenty) == 2000
     # Four M×M float32 matrices in a quarter of 64 MiB: M ≤ 1024.
@@ -387,3 +394,53 @@ def test_select_linear_kernel_searches_lambda_only():
     X, Y, _ = _blobs(200)
     search = selection.select(X, Y, "linear", sigmas=[None], lams=selection.LAMBDAS)
     assert search.sigma is None and search.lam in selection.LAMBDAS and np.isfinite(search.errors).all()
+
+
+@pytest.mark.parametrize("matmul, dtype, message", [
+    ("fast", "float32", "matmul must be one of auto, ieee, bf16"),
+    ("bf16", "float64", "needs dtype float32"),
+])
+def test_invalid_matmul(matmul, dtype, message):
+    with pytest.raises(ValueError, match=message):
+        FalkonSolver(matmul=matmul, dtype=dtype, device="cpu")
+
+
+def test_auto_matmul_uses_bf16_only_for_float32_on_capable_cpus():
+    cpu = torch.device("cpu")
+    assert falkon.resolve_matmul("auto", cpu, torch.float64) == "ieee"
+    assert falkon.resolve_matmul("auto", torch.device("cuda"), torch.float32) == "ieee"
+    assert falkon.resolve_matmul("ieee", cpu, torch.float32) == "ieee"
+    expected = "bf16" if falkon.bf16_dot_products() else "ieee"
+    assert falkon.resolve_matmul("auto", cpu, torch.float32) == expected
+    with pytest.raises(ValueError, match="on cuda"):
+        falkon.resolve_matmul("bf16", torch.device("cuda"), torch.float32)
+
+
+def test_matmul_precision_restores_torch_setting_when_the_last_solve_leaves():
+    flag = torch.backends.mkldnn.matmul
+    before = flag.fp32_precision
+    with falkon.matmul_precision("ieee"):
+        assert flag.fp32_precision == before
+    with falkon.matmul_precision("bf16"):
+        assert flag.fp32_precision == "bf16"
+        with falkon.matmul_precision("bf16"):
+            assert flag.fp32_precision == "bf16"
+        assert flag.fp32_precision == "bf16"  # the outer solve is still running
+    assert flag.fp32_precision == before
+    with pytest.raises(RuntimeError, match="inside"), falkon.matmul_precision("bf16"):
+        raise RuntimeError("inside")
+    assert flag.fp32_precision == before
+
+
+@pytest.mark.skipif(not falkon.bf16_dot_products(), reason="needs a CPU with bf16 dot products")
+@pytest.mark.parametrize("lam, tolerance", [(1e-4, 5e-4), (1e-6, 2e-2)])
+def test_bf16_products_predict_like_ieee_products(lam, tolerance):
+    # Measured: 3.5e-5 at λ = 1e-4, 2.4e-3 at the ill-conditioned default 1e-6 (where float32 IEEE itself
+    # lands 0.3 away from float64, its λ floor and jitter being larger); the labels agreed everywhere.
+    X, Y, _ = _blobs(3000, spread=1.5)
+    X, Y = X.float(), Y.float()
+    fits = {mode: FalkonSolver(M=300, lam=lam, matmul=mode, device="cpu").fit(X, Y) for mode in ("ieee", "bf16")}
+    assert fits["bf16"].matmul_ == "bf16" and fits["ieee"].matmul_ == "ieee"
+    scores = {mode: fit.predict(X) for mode, fit in fits.items()}
+    assert scaled_max_error(scores["bf16"], scores["ieee"].numpy()) < tolerance
+    assert (scores["bf16"].argmax(1) == scores["ieee"].argmax(1)).float().mean() > 0.999

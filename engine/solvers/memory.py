@@ -22,6 +22,9 @@ _SQUARE_FRACTION = 0.25  # the M×M matrices of the preconditioner (about four o
 _SQUARES = 4
 # Falkon needs about √n·log n centres for the statistical rate; 10·√n is that for realistic n.
 _M_PER_ROOT_N = 10
+# Below n = 10,000 the √n rule leaves accuracy on the table for no real saving: M = 1,000 costs a
+# fraction of a second on 2 cores (digits features, n = 1,347: M = 370 scored 0.924, M = 1,000 0.933).
+_MIN_CENTRES = 1000
 
 
 def free_bytes(device: torch.device) -> int:
@@ -55,6 +58,6 @@ def max_centres(itemsize: int, device: torch.device, free: int | None = None) ->
 
 
 def default_centres(n: int, itemsize: int, device: torch.device, free: int | None = None) -> int:
-    """``min(n, 10·⌈√n⌉)`` centres, fewer when their M×M matrices would not fit in memory."""
-    wanted = min(n, _M_PER_ROOT_N * math.ceil(math.sqrt(n)))
+    """``min(n, max(1000, 10·⌈√n⌉))`` centres, fewer when their M×M matrices would not fit in memory."""
+    wanted = min(n, max(_MIN_CENTRES, _M_PER_ROOT_N * math.ceil(math.sqrt(n))))
     return max(1, min(wanted, max_centres(itemsize, device, free)))
