@@ -158,7 +158,8 @@ def main() -> None:
     ap.add_argument("--quick", action="store_true", help="synthetic n=10,000 and shorter scaling runs")
     ap.add_argument("--n", type=int, default=None, help="synthetic training points (default 50,000)")
     ap.add_argument("--d", type=int, default=1280, help="synthetic feature dimension (default 1,280)")
-    ap.add_argument("--M", type=int, default=None, help="centres of the synthetic comparison (default min(n, max(1000, 10·√n)))")
+    ap.add_argument("--M", type=int, default=None,
+                    help="centres of the synthetic comparison (default min(n, max(1000, 10·√n)))")
     ap.add_argument("--skip-digits", action="store_true", help="no EfficientNet-Lite0 digits features")
     ap.add_argument("--skip-scaling", action="store_true", help="no fit-time-vs-n and vs-M tables")
     ap.add_argument("--repeat", type=int, default=1, help="fits per measurement; the fastest counts")

@@ -29,6 +29,7 @@ points) leaves a null space in which round-off accumulates and CG diverges.
 
 from __future__ import annotations
 
+import functools
 import math
 import threading
 from collections.abc import Callable, Iterator
@@ -83,6 +84,7 @@ def resolve_dtype(dtype: str | torch.dtype) -> torch.dtype:
     raise ValueError(f"dtype must be 'float32' or 'float64', got {dtype!r}")
 
 
+@functools.cache  # the CPU does not change while the process runs
 def bf16_dot_products() -> bool:
     """Whether this CPU multiplies bf16 natively, which oneDNN's bf16 mode for float32 products needs."""
     try:
@@ -96,13 +98,14 @@ def resolve_matmul(matmul: str, device: torch.device, dtype: torch.dtype) -> str
     """'ieee' or 'bf16': the float32 product mode a solve on ``device`` in ``dtype`` runs (see the module docstring)."""
     if matmul not in MATMULS:
         raise ValueError(f"matmul must be one of {', '.join(MATMULS)}, got {matmul!r}")
-    available = device.type == "cpu" and dtype == torch.float32 and bf16_dot_products()
+    hardware = bf16_dot_products()
+    available = device.type == "cpu" and dtype == torch.float32 and hardware
     if matmul == "auto":
         return "bf16" if available else "ieee"
     if matmul == "bf16" and not available:
         raise ValueError("matmul='bf16' needs dtype float32 on a CPU with bf16 dot products (AVX512-BF16 or "
                          f"AMX); this solve runs {str(dtype).removeprefix('torch.')} on {device.type}"
-                         f"{'' if device.type != 'cpu' or bf16_dot_products() else ' without them'}; "
+                         f"{'' if device.type != 'cpu' or hardware else ' without them'}; "
                          "use matmul='auto' or 'ieee'")
     return matmul
 

@@ -46,8 +46,8 @@ class KernelClassifier(ClassifierMixin, BaseEstimator):
         "lam": Param("float", DEFAULT_LAM, "ridge penalty λ (the objective is ||Kα - Y||² + λ n αᵀKα; values "
                      "below the dtype's epsilon act as epsilon); 'auto' = chosen on held-out training points",
                      min=0.0, keywords=("auto",)),
-        "M": Param("int", None, "Nyström centres; None/'auto' = min(n, max(1000, 10·√n)), fewer if the M×M matrices "
-                   "would not fit in memory", min=1, keywords=("auto",)),
+        "M": Param("int", None, "Nyström centres; None/'auto' = min(n, max(1000, 10·√n)), fewer if the "
+                   "M×M matrices would not fit in memory", min=1, keywords=("auto",)),
         "maxiter": Param("int", 20, "conjugate-gradient iterations at most", min=1),
         "tol": Param("float", 1e-7, "conjugate-gradient tolerance on the relative residual", min=0.0),
         "standardize": Param("bool", True, "scale features to zero mean and unit variance first"),
