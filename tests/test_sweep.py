@@ -72,19 +72,27 @@ def test_a_cell_failing_inside_its_worker_fails_alone(local_ray, tmp_path):
     assert rows["layer:nope"]["status"] == "failed" and "nope" in rows["layer:nope"]["error"]
 
 
+def _running_cell_workers():
+    # Ray titles a worker after the task it runs ('ray::_run_task'), and 'ray::IDLE' between tasks
+    for proc in psutil.process_iter(["cmdline"]):
+        if "ray::_run_task" in " ".join(proc.info["cmdline"] or []):
+            yield proc
+
+
 def _kill_one_running_cell(killed: list, stop: threading.Event):
+    # A warm worker runs one of these cells in about 1.5 s: poll often, and kill a worker once it has
+    # been running a cell for a moment (so the kill lands in training, not in a task that is ending).
     while not stop.is_set() and not killed:
-        for proc in psutil.process_iter(["cmdline"]):
-            if "ray::_run_task" in " ".join(proc.info["cmdline"] or []):
-                time.sleep(1.0)  # let it get into training
-                try:  # Ray names a worker after the task it is running: kill it only if it still runs one
-                    if "ray::_run_task" in " ".join(proc.cmdline()):
-                        proc.kill()
-                        killed.append(proc.pid)
-                        return
-                except psutil.NoSuchProcess:
-                    pass
-        time.sleep(0.1)
+        for proc in _running_cell_workers():
+            time.sleep(0.3)
+            try:
+                if "ray::_run_task" in " ".join(proc.cmdline()):
+                    proc.kill()
+                    killed.append(proc.pid)
+                    return
+            except psutil.NoSuchProcess:
+                pass
+        time.sleep(0.02)
 
 
 @pytest.mark.slow
