@@ -80,8 +80,8 @@ def _running_cell_workers():
 
 
 def _kill_one_running_cell(killed: list, stop: threading.Event):
-    # A warm worker runs one of these cells in about 1.5 s: poll often, and kill a worker once it has
-    # been running a cell for a moment (so the kill lands in training, not in a task that is ending).
+    # A warm worker runs one of these cells (4 epochs) in about 3 s: poll often, and kill a worker once it
+    # has been running a cell for a moment (so the kill lands in training, not in a task that is ending).
     while not stop.is_set() and not killed:
         for proc in _running_cell_workers():
             time.sleep(0.3)
@@ -99,7 +99,7 @@ def _kill_one_running_cell(killed: list, stop: threading.Event):
 def test_a_killed_worker_loses_no_finished_cell(local_ray, tmp_path):
     spec = SweepSpec.from_dict({
         "datasets": ["digits"], "backbones": ["efficientnet_lite0"], "methods": ["fine-tune"], "seeds": 3,
-        "params": {**TINY, "image_size": 32, "epochs": 2, "batch_size": 8}})
+        "params": {**TINY, "image_size": 32, "epochs": 4, "batch_size": 8}})
     store = Store(tmp_path / "s.duckdb")
     killed, stop = [], threading.Event()
     killer = threading.Thread(target=_kill_one_running_cell, args=(killed, stop), daemon=True)
