@@ -17,8 +17,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from toptune.backbone_describe import describe
-from toptune.features import FeatureCache
+from toptune.features.cache import FeatureCache
+from toptune.features.describe import describe
 from toptune.progress import Progress, TqdmProgress
 from toptune.runner import execute
 from toptune.spec import RunSpec

@@ -15,10 +15,10 @@ import tempfile
 import time
 from pathlib import Path
 
-from toptune import select_study as sel
-from toptune.features import FeatureCache
+from toptune.features.cache import FeatureCache
 from toptune.progress import Progress, TqdmProgress
 from toptune.store import Store
+from toptune.studies import selection as sel
 
 # 'cpu' keeps six fine-tuning runs on digits to a few minutes on two cores: 64 px inputs, 8 epochs.
 PRESETS = {"cpu": {"params": {"image_size": 64, "epochs": 8, "lr": 1e-3}, "seeds": 1},

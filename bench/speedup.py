@@ -14,10 +14,10 @@ import tempfile
 import time
 from pathlib import Path
 
-from toptune import compare as cmp
-from toptune.features import FeatureCache
+from toptune.features.cache import FeatureCache
 from toptune.progress import Progress, TqdmProgress
 from toptune.store import Store
+from toptune.studies import compare as cmp
 
 
 def main() -> None:

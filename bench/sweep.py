@@ -3,7 +3,8 @@
     python bench/sweep.py [--seeds 2] [--cpus 2]
 
 Prints throughput (cells per minute) of each, their ratio, and Ray's per-task overhead (the round trip
-of one empty task, and the amortised cost of one among many in flight). Both start from a cold feature cache so each pays for its feature extraction once.
+of one empty task, and the amortised cost of one among many in flight). Both start from a cold feature cache so
+each pays for its feature extraction once.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ def grid(seeds: int) -> dict:
 
 
 def sequential(spec, root: Path) -> float:
-    from toptune.features import FeatureCache
+    from toptune.features.cache import FeatureCache
     from toptune.runner import run
     from toptune.store import Store
 
@@ -34,7 +35,7 @@ def sequential(spec, root: Path) -> float:
 
 def on_ray(spec, root: Path) -> float:
     from toptune.store import Store
-    from toptune.sweep import sweep
+    from toptune.sweeps.driver import sweep
 
     t0 = time.perf_counter()
     report = sweep(spec, Store(root / "ray.duckdb"), cache_dir=root / "ray-cache")
@@ -66,8 +67,8 @@ def main() -> None:
     ap.add_argument("--cpus", type=int, default=2, help="CPUs given to local Ray")
     args = ap.parse_args()
 
-    from toptune.sweep import connect
-    from toptune.sweep_spec import SweepSpec
+    from toptune.sweeps.driver import connect
+    from toptune.sweeps.spec import SweepSpec
 
     spec = SweepSpec.from_dict(grid(args.seeds))
     n = len(spec.cells())

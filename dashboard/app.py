@@ -7,6 +7,7 @@ through ``toptune.jobs``; a new page is one more script and one more line in ``P
 from __future__ import annotations
 
 import streamlit as st
+
 from toptune.dashboard import data
 
 # (script under views/, title, icon); the first is the landing page.

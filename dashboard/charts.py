@@ -8,7 +8,8 @@ import pandas as pd
 import plotly.express as px
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
-from toptune.compare import FINE, SAME_BAND_POINTS, TOP
+
+from toptune.studies.compare import FINE, SAME_BAND_POINTS, TOP
 
 METHOD_COLOURS = {TOP: "#1f77b4", FINE: "#d62728"}
 HOVER = ["backbone", "classifier", "dataset", "seed"]
@@ -229,4 +230,30 @@ def sweep_heatmap(cells: pd.DataFrame) -> go.Figure:
     fig.update_xaxes(type="category", tickangle=-30, side="top")
     fig.update_yaxes(type="category", autorange="reversed")
     fig.update_layout(height=110 + max(150, 50 * len(rows)), margin={"t": 90, "b": 20})
+    return fig
+
+
+# ---- research studies ------------------------------------------------------------------------------
+SHIFT_UNITS = {"awgn": "noise σ on [0, 1] pixels", "blur": "blur σ (input pixels)",
+               "embedding": "offset norm (feature units)"}
+RULE_COLOURS = {"entropy-high": "#d62728", "entropy-low": "#1f77b4", "random": "#7f7f7f", "error": "#ff7f0e"}
+
+
+def robustness_chart(points: pd.DataFrame, shift: str) -> go.Figure:
+    """Test accuracy against shift strength, one line per method (and classifier), ± std over seeds."""
+    fig = px.line(points.sort_values("level"), x="level", y="accuracy", color="series", markers=True,
+                  error_y="accuracy_std", hover_data=["n_runs", "train_time_s"],
+                  labels={"level": SHIFT_UNITS.get(shift, "shift strength"), "accuracy": "test accuracy",
+                          "series": "method · classifier"})
+    fig.update_yaxes(rangemode="tozero")
+    return fig
+
+
+def selection_chart(points: pd.DataFrame) -> go.Figure:
+    """Fine-tuned test accuracy per subset fraction, one bar per rule, ± std over seeds."""
+    shown = points.assign(subset=[f"{f:g} ({n} images)" for f, n in zip(points["fraction"], points["subset_size"])])
+    fig = px.bar(shown, x="subset", y="accuracy", color="rule", barmode="group", error_y="accuracy_std",
+                 color_discrete_map=RULE_COLOURS, hover_data=["n_runs", "train_time_s"],
+                 labels={"subset": "training subset (fraction of train)", "accuracy": "test accuracy"})
+    fig.update_yaxes(rangemode="tozero")
     return fig

@@ -21,7 +21,7 @@ from uuid import uuid4
 from .errors import ParamError, ToptuneError
 from .progress import Progress
 
-KINDS = ("run", "compare", "cluster", "sweep", "robustness", "select-study")
+RUN, SWEEP = "run", "sweep"  # the other kinds are the studies' names (``toptune.studies.STUDIES``)
 STATES = ("queued", "running", "finished", "failed", "cancelled")
 
 
@@ -89,12 +89,17 @@ class FileProgress(Progress):
         self._flush()
 
 
+def kinds() -> list[str]:
+    from .studies import STUDIES
+
+    return [RUN, *STUDIES, SWEEP]
+
+
 def submit(store_path, kind: str, payload: dict) -> str:
-    """Queue a job. ``payload``: a RunSpec dict ('run'), the arguments of compare.plan ('compare') or
-    clustering.plan ('cluster'), robustness.plan ('robustness') or select_study.plan ('select-study'), or a
-    sweep spec dict ('sweep')."""
-    if kind not in KINDS:
-        raise ParamError(f"unknown job kind {kind!r} ({', '.join(KINDS)})")
+    """Queue a job. ``payload``: a RunSpec dict ('run'), a study's ``plan`` arguments (its name), or a sweep
+    spec dict ('sweep')."""
+    if kind not in kinds():
+        raise ParamError(f"unknown job kind {kind!r} ({', '.join(kinds())})")
     job_id = f"{time.strftime('%Y%m%d%H%M%S')}-{uuid4().hex[:6]}"
     _write_json(jobs_dir(store_path) / f"{job_id}.json",
                 {"id": job_id, "kind": kind, "payload": payload, "state": "queued", "created": time.time(),
@@ -128,31 +133,23 @@ def cancel(store_path, job_id: str) -> None:
 
 
 def _execute(store_path, job: dict, progress: FileProgress) -> list[str]:
-    from . import compare as cmp
     from .runner import run
     from .spec import RunSpec
     from .store import Store
+    from .studies import STUDIES
 
     store, payload = Store(store_path), job["payload"]
     if job["kind"] == "run":
         run_id, _ = run(RunSpec.from_dict(payload), store, progress=progress)
         return [run_id]
-    if job["kind"] in ("robustness", "select-study"):
-        from .studies import run_job
-
-        return run_job(job["kind"], payload, store, progress)
-    if job["kind"] == "cluster":
-        from . import clustering
-
-        return clustering.run_study(clustering.plan(**payload), store, progress=progress).run_ids
     if job["kind"] == "sweep":
-        from .sweep import preflight, sweep
-        from .sweep_spec import SweepSpec
+        from .sweeps.driver import preflight, sweep
+        from .sweeps.spec import SweepSpec
 
         spec = SweepSpec.from_dict(payload)
         preflight(spec)
         return sweep(spec, store, progress=progress).run_ids
-    return cmp.compare(cmp.plan(**payload), store, progress=progress).run_ids
+    return STUDIES[job["kind"]].run_job(payload, store, progress)
 
 
 def _next_job(store_path) -> dict | None:

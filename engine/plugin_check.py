@@ -81,11 +81,12 @@ def smoke_backbone(backbone: Any) -> dict:
     """A 2-image batch through the built module: (2, d) finite features, the same on a second pass."""
     import torch
 
-    from .features import build_transform
+    from .features.extract import build_transform
 
     with _stage("weights_digest()"):
         digest = backbone.weights_digest()
-        _require(isinstance(digest, str) and digest != "", f"weights_digest() must return a non-empty str, got {digest!r}")
+        _require(isinstance(digest, str) and digest != "",
+                 f"weights_digest() must return a non-empty str, got {digest!r}")
         _require(backbone.weights_digest() == digest, "weights_digest() changed between two calls")
     pre = backbone.preprocessing
     with _stage("build()"):
@@ -132,7 +133,8 @@ def smoke_classifier(clf: Any) -> dict:
              f"after fit(), n_trained_params_ must be a non-negative int, got {n_params!r}")
     with _stage("predict()"):
         pred = np.asarray(clf.predict(Xt))
-    _require(pred.shape == (len(Xt),), f"predict() on {len(Xt)} rows returned shape {pred.shape}, expected ({len(Xt)},)")
+    _require(pred.shape == (len(Xt),),
+             f"predict() on {len(Xt)} rows returned shape {pred.shape}, expected ({len(Xt)},)")
     strays = sorted(set(pred.tolist()) - set(np.unique(y).tolist()))
     _require(not strays, f"predict() returned labels that are not classes: {strays[:5]}")
     with _stage("score()"):
@@ -173,7 +175,8 @@ def smoke_dataset(dataset: Any) -> dict:
     _check_split("test", test, len(classes))
     with _stage("train[0]"):
         image, label = train[0]
-    _require(isinstance(image, Image.Image), f"train[0] must return (PIL.Image.Image, int), got a {type(image).__name__}")
+    _require(isinstance(image, Image.Image),
+             f"train[0] must return (PIL.Image.Image, int), got a {type(image).__name__}")
     _require(int(label) == int(labels[0]), f"train[0] has label {label} but train.labels[0] is {labels[0]}")
     with _stage("fingerprint()"):
         fp = dataset.fingerprint()

@@ -7,8 +7,8 @@ and other callers (the dashboard's job runner) can write a small file that a pag
 from __future__ import annotations
 
 import contextvars
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Iterator
 
 
 class Progress:
@@ -35,7 +35,7 @@ class Progress:
     unit: str | None = None  # what the current stage counts ('img', 'cell', 'it'), set by ``stage``
 
     @contextmanager
-    def stage(self, name: str, total: int | None = None, unit: str | None = None) -> Iterator["Progress"]:
+    def stage(self, name: str, total: int | None = None, unit: str | None = None) -> Iterator[Progress]:
         self.unit = unit or ("img" if total else "it")
         self.begin(name, total)
         try:
@@ -82,13 +82,14 @@ class TqdmProgress(Progress):
             tqdm.write(text)
 
 
-_current: contextvars.ContextVar[Progress] = contextvars.ContextVar("toptune_progress", default=Progress())
+_SILENT = Progress()
+_current: contextvars.ContextVar[Progress | None] = contextvars.ContextVar("toptune_progress", default=None)
 
 
 def current() -> Progress:
     """The progress of the stage now running, for code that is handed no ``Progress`` (a classifier's
     ``fit``: plugins keep scikit-learn's signature). Silent outside ``reporting``."""
-    return _current.get()
+    return _current.get() or _SILENT
 
 
 @contextmanager

@@ -22,8 +22,9 @@ Feature extraction and classifiers never meet except through arrays: a backbone 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Protocol, Sequence, runtime_checkable
+from typing import Any, ClassVar, Protocol, runtime_checkable
 
 import numpy as np
 
@@ -63,7 +64,8 @@ class Dataset(Protocol):
     ``load()`` raises ``toptune.errors.DatasetError`` with an actionable message when the data is missing
     or empty (``toptune plugins check`` reports that as "skipped: needs data", anything else as a failure).
     Its ``DatasetSplits`` carries the metadata: class names, and in ``info`` facts such as
-    ``mean_image_size`` that are recorded with every run. ``fingerprint()`` identifies the exact data (files, split) for the feature cache: two calls
+    ``mean_image_size`` that are recorded with every run. ``fingerprint()`` identifies the exact data (files,
+    split) for the feature cache: two calls
     that would load different images must return different fingerprints.
     """
 
@@ -119,7 +121,7 @@ class Classifier(Protocol):
     description: ClassVar[str]
     params: ClassVar[dict]
 
-    def fit(self, X: Any, y: Any) -> "Classifier": ...
+    def fit(self, X: Any, y: Any) -> Classifier: ...
 
     def predict(self, X: Any) -> np.ndarray: ...
 

@@ -16,8 +16,9 @@ import difflib
 import fnmatch
 import importlib
 import importlib.metadata as md
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 from . import contract
 from . import params as P
@@ -266,7 +267,8 @@ def create(kind: str, name: str, **values: Any) -> Any:
     problem = contract.instance_problem(kind, obj)
     if problem:
         dist = info(kind, split_name(name)[0]).distribution
-        raise PluginError(f"{kind} '{name}' from distribution '{dist}' does not satisfy the {kind} interface: {problem}")
+        raise PluginError(f"{kind} '{name}' from distribution '{dist}' does not satisfy the {kind} interface: "
+                          f"{problem}")
     return obj
 
 

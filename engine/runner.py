@@ -8,59 +8,23 @@ or interrupted.
 
 from __future__ import annotations
 
+import dataclasses
 import platform
-from dataclasses import dataclass, field
 
 import numpy as np
 
-from .artifacts import write_artifacts
-from .cluster_method import cluster
-from .device import PeakMemory, pick_device
-from .energy import PowerMeter
 from .errors import ToptuneError
-from .features import FeatureCache
-from .fine_tuning import fine_tune
+from .features.cache import FeatureCache
+from .measure.device import PeakMemory, pick_device
+from .measure.energy import PowerMeter
+from .methods import get_method
 from .progress import Progress
+from .results import RunResult
 from .spec import ResolvedSpec, RunSpec, resolve
 from .store import Store
-from .top_tuning import top_tune
+from .store.artifacts import write_artifacts
 
-METHODS = {"top-tune": top_tune, "fine-tune": fine_tune, "cluster": cluster}
-
-
-@dataclass
-class RunResult:
-    accuracy: float
-    train_time_s: float
-    extract_time_s: float | None
-    fit_time_s: float
-    predict_time_s: float
-    peak_memory_mb: float
-    trained_params: int
-    n_train: int
-    n_test: int
-    n_classes: int
-    feature_dim: int
-    cache_hit: bool | None
-    device: str
-    pretrain_source: str | None
-    params: dict
-    info: dict
-    energy_kwh: float | None = None
-    co2_g: float | None = None
-    energy_source: str | None = None
-    metrics: dict | None = None  # method-specific figures beyond accuracy (e.g. purity for clustering)
-    y_true: np.ndarray = field(default=None, repr=False)
-    y_pred: np.ndarray = field(default=None, repr=False)
-    samples: np.ndarray = field(default=None, repr=False)
-    epochs: list = field(default_factory=list, repr=False)
-    # Per-run tables too large for the store (e.g. latent codes), written beside it by ``run``.
-    artifacts: dict = field(default_factory=dict, repr=False)
-
-    def record(self) -> dict:
-        """The store's columns for this result."""
-        skip = {"y_true", "y_pred", "samples", "epochs", "artifacts"}
-        return {k: v for k, v in self.__dict__.items() if k not in skip}
+__all__ = ["RunResult", "execute", "record_failure", "record_result", "run", "start_record"]
 
 
 def _seed_everything(seed: int, device: str) -> None:
@@ -85,10 +49,11 @@ def execute(spec: RunSpec | ResolvedSpec, *, cache: FeatureCache | None = None,
     device = pick_device(run["device"])
     _seed_everything(rs.spec.seed, device)
     memory, power = PeakMemory(device), PowerMeter(run["cpu_watts_per_core"])
+    method = get_method(rs.method)
     with memory.track(), power.track():
-        out = METHODS[rs.method](rs, cache if cache is not None else FeatureCache(), device, progress)
-    out.update(power.reading.estimate(out["train_time_s"], run["carbon_intensity"]))
-    return RunResult(peak_memory_mb=memory.peak_mb, device=device, **out)
+        result = method.execute(rs, cache if cache is not None else FeatureCache(), device, progress)
+    energy = power.reading.estimate(result.train_time_s, run["carbon_intensity"])
+    return dataclasses.replace(result, peak_memory_mb=memory.peak_mb, device=device, **energy)
 
 
 def start_record(rs: ResolvedSpec) -> dict:

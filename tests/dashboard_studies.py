@@ -12,15 +12,17 @@ from typing import ClassVar
 
 import numpy as np
 import pytest
-from toptune import clustering, jobs, registry
+
+from toptune import jobs, registry
 from toptune.errors import DatasetError
-from toptune.features import FeatureCache
+from toptune.features.cache import FeatureCache
 from toptune.params import Param
 from toptune.protocols import DatasetSplits
 from toptune.runner import run, start_record
 from toptune.spec import resolve
 from toptune.store import Store
-from toptune.sweep_spec import SweepSpec
+from toptune.studies import clustering
+from toptune.sweeps.spec import SweepSpec
 
 from .dashboard_support import TINY, TinyBackbone
 

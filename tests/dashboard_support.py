@@ -13,14 +13,15 @@ from typing import ClassVar
 import pytest
 import torch
 from streamlit.testing.v1 import AppTest
-from toptune import compare as cmp
+
 from toptune import registry
 from toptune.errors import DatasetError
-from toptune.features import FeatureCache
+from toptune.features.cache import FeatureCache
 from toptune.params import Param
 from toptune.runner import run, start_record
 from toptune.spec import RunSpec, resolve
 from toptune.store import Store
+from toptune.studies import compare as cmp
 
 APP = Path(__file__).resolve().parents[1] / "dashboard" / "app.py"
 PAGES = ("runs", "compare", "clustering", "sweeps", "robustness", "selection", "launch", "sql", "plugins")

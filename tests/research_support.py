@@ -10,6 +10,7 @@ from contextlib import contextmanager
 from typing import ClassVar
 
 import torch
+
 from toptune import registry
 from toptune.params import Param
 
@@ -85,10 +86,10 @@ FINE = {"epochs": 1, "lr": 3e-3, "warmup_epochs": 0.5}
 
 def fill_studies(path, cache_dir) -> dict:
     """Two robustness studies (embedding shift, then AWGN with fine-tuning) and one selection study."""
-    from toptune import robustness as rob
-    from toptune import select_study as sel
-    from toptune.features import FeatureCache
+    from toptune.features.cache import FeatureCache
     from toptune.store import Store
+    from toptune.studies import robustness as rob
+    from toptune.studies import selection as sel
 
     store, cache = Store(path), FeatureCache(cache_dir)
     with registered():

@@ -14,6 +14,7 @@ from sklearn.model_selection import GridSearchCV, train_test_split
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 from sklearn.utils.estimator_checks import parametrize_with_checks
+
 from toptune import registry
 from toptune.params import Param
 from toptune.plugins.classifiers.kernel import KernelClassifier
@@ -322,6 +323,7 @@ def test_scikit_learn_estimator_checks(estimator, check):
 
 def test_ridge_auto_alpha_is_the_brute_force_leave_one_out_minimum():
     from sklearn.linear_model import Ridge
+
     from toptune.plugins.classifiers.ridge import _RELATIVE_ALPHAS, ridge_loo
 
     rng = np.random.default_rng(3)

@@ -76,7 +76,8 @@ def test_real_process_exit_code_and_stderr(tmp_path):
                            "--store", str(tmp_path / "s.duckdb")], capture_output=True, text=True,
                           env={**os.environ, "COLUMNS": "200"})
     assert proc.returncode == 2
-    assert proc.stderr.strip().splitlines() == ["error: invalid value for top-tune parameter 'max_train': 1 (must be >= 2)"]
+    expected = "error: invalid value for top-tune parameter 'max_train': 1 (must be >= 2)"
+    assert proc.stderr.strip().splitlines() == [expected]
 
 
 @pytest.mark.slow

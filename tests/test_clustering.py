@@ -5,16 +5,18 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from toptune import clustering, registry, vae
-from toptune.artifacts import artifact_path, read_table, run_dir
+from toptune import registry
 from toptune.cli import app
-from toptune.clustering_metrics import contingency, overlaps, purity, scores
 from toptune.errors import ParamError, StoreError
+from toptune.methods.cluster import vae
+from toptune.methods.cluster.metrics import contingency, overlaps, purity, scores
 from toptune.params import Param
 from toptune.protocols import DatasetSplits
 from toptune.runner import execute, run
 from toptune.spec import RunSpec, resolve
 from toptune.store import Store
+from toptune.store.artifacts import artifact_path, read_table, run_dir
+from toptune.studies import clustering
 
 # Few images, few epochs: every run below takes well under a second.
 QUICK = {"epochs": 3, "vae_batch_size": 32, "hidden": "32", "width": 4, "vae_image_size": 8, "kmeans_init": 2,

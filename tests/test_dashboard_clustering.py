@@ -2,8 +2,9 @@
 
 import numpy as np
 import pytest
-from toptune.artifacts import artifact_path, read_table
+
 from toptune.store import Store
+from toptune.store.artifacts import artifact_path, read_table
 
 from . import dashboard_studies as studies
 from .dashboard_support import array, charts, frame_with, open_page, texts

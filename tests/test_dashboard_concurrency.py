@@ -5,6 +5,7 @@ import sys
 import time
 
 import pytest
+
 from toptune.store import Store
 
 from .dashboard_support import frame_with, open_page

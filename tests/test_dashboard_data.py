@@ -6,13 +6,15 @@ import statistics
 
 import pandas as pd
 import pytest
-from toptune import compare as cmp
-from toptune.dashboard import charts, data, server
-from toptune.dashboard import launch_form as lf
+
+from toptune.cli import dashboard as server
+from toptune.dashboard import charts, data
+from toptune.dashboard.launch import form as lf
 from toptune.errors import ParamError
 from toptune.params import Param
 from toptune.spec import RunSpec
 from toptune.store import Store
+from toptune.studies import compare as cmp
 
 from . import dashboard_support as support
 
@@ -52,7 +54,8 @@ def test_runs_frame_filters_searches_and_sorts(filled_store):
 def test_run_labels_name_a_run_without_empty_parts(filled_store):
     path, ids = filled_store
     labels = data.run_labels(data.load_runs(path))
-    assert labels[ids["failed"]] == f"{ids['failed']} · top-tune · dash-tiny-cnn · ridge · imagefolder · seed 0 · failed"
+    failed = ids["failed"]
+    assert labels[failed] == f"{failed} · top-tune · dash-tiny-cnn · ridge · imagefolder · seed 0 · failed"
     fine = next(i for i in ids["logistic"].run_ids if Store(path).get_run(i)["method"] == "fine-tune")
     assert labels[fine] == f"{fine} · fine-tune · dash-tiny-cnn · digits · seed 0 · finished"
 

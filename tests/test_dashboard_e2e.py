@@ -5,6 +5,7 @@ Screenshots of each page go to this test's temporary folder (printed on failure 
 """
 
 import pytest
+
 from toptune.store import Store
 
 from . import browser

@@ -4,13 +4,15 @@ import importlib.metadata
 import tomllib
 
 import pytest
-from toptune import clustering, jobs, registry
-from toptune import robustness as rob
-from toptune import select_study as sel
-from toptune import compare as cmp
+
+from toptune import jobs, registry
 from toptune.spec import RunSpec
 from toptune.store import Store
-from toptune.sweep_spec import SweepSpec
+from toptune.studies import clustering
+from toptune.studies import compare as cmp
+from toptune.studies import robustness as rob
+from toptune.studies import selection as sel
+from toptune.sweeps.spec import SweepSpec
 
 from .conftest import write_distribution
 from .dashboard_support import open_page, texts

@@ -4,6 +4,7 @@ import importlib.util
 import itertools
 
 import pytest
+
 from toptune import registry
 from toptune.dashboard import data
 from toptune.store import Store

@@ -1,6 +1,7 @@
 """The Robustness and Selection pages through Streamlit's AppTest: no store, no study, and real studies."""
 
 import pytest
+
 from toptune.store import Store
 
 from .dashboard_support import array, charts, frame_with, open_page, texts

@@ -9,9 +9,10 @@ temporary folder.
 import time
 
 import pytest
+
 from toptune import jobs
 from toptune.store import Store
-from toptune.sweep_spec import SweepSpec
+from toptune.sweeps.spec import SweepSpec
 
 from . import browser
 from . import dashboard_studies as studies

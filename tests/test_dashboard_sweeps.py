@@ -3,8 +3,9 @@
 from datetime import timedelta
 
 import pytest
+
 from toptune import jobs
-from toptune.dashboard import sweeps
+from toptune.dashboard.data import sweeps
 from toptune.store import Store
 
 from . import dashboard_studies as studies

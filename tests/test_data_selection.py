@@ -2,12 +2,13 @@
 
 import numpy as np
 import pytest
+
 from toptune import registry
-from toptune.data_selection import entropy, out_of_fold_proba, pick
 from toptune.errors import ParamError
-from toptune.features import FeatureCache
-from toptune.fine_tune_selection import choose_subset
+from toptune.features.cache import FeatureCache
+from toptune.methods.subset_training import choose_subset
 from toptune.progress import Progress
+from toptune.research.data_selection import entropy, out_of_fold_proba, pick
 from toptune.runner import execute
 from toptune.spec import RunSpec, resolve
 
@@ -77,9 +78,9 @@ def test_entropy_high_subset_of_a_run_is_the_highest_entropy_fraction_of_its_fea
     pool = np.sort(np.random.default_rng(0).choice(len(splits.train), 80, replace=False))
     chosen, selection = choose_subset(rs, splits, backbone, dataset, pool, cache, "cpu", Progress())
     # Independently: the same pooled features through top-tuning's cache, scored out of fold.
-    from toptune.top_tuning import _Features
+    from toptune.features.source import FeatureSource
 
-    features = _Features(rs, backbone, dataset, cache, "cpu", Progress()).get("train", splits.train, pool)
+    features = FeatureSource(rs, backbone, dataset, cache, "cpu", Progress()).get("train", splits.train, pool)
     assert features.cache_hit  # selection shares the cache with top-tuning
     proba, _ = out_of_fold_proba(features.features, features.labels, rs.spec.seed)
     h = entropy(proba)

@@ -3,14 +3,15 @@
 import numpy as np
 import pytest
 import torch
+from typer.testing import CliRunner
+
 from toptune.cli import app
 from toptune.errors import ParamError
-from toptune.feature_modes import FNE_HIGH, FNE_LOW, discretise, full_network_embedding, standardise
-from toptune.features import FeatureCache, cache_key
-from toptune.layer_extractor import LayerExtractor, spatial_mean
+from toptune.features.cache import FeatureCache, cache_key
+from toptune.features.layers import LayerExtractor, spatial_mean
+from toptune.features.modes import FNE_HIGH, FNE_LOW, discretise, full_network_embedding, standardise
 from toptune.runner import execute
 from toptune.spec import RunSpec
-from typer.testing import CliRunner
 
 from .research_support import PLAIN, POOLED_DIM, STAGE_DIMS, STAGED, TINY, StagedNet, registered
 
@@ -88,13 +89,13 @@ def test_runs_in_each_mode_record_mode_and_dimension(tmp_path):
 
 
 def test_fne_runs_cache_activations_and_discretise_them_per_run(tmp_path):
-    from toptune.feature_modes import finish
+    from toptune.features.modes import finish
+    from toptune.methods.top_tune import split_features
     from toptune.progress import Progress
     from toptune.spec import resolve
-    from toptune.top_tuning import _split_features
 
     rs = resolve(RunSpec("top-tune", STAGED, "digits", "ridge", {**TINY, "feature_mode": "fne"}))
-    *_, train, test = _split_features(rs, FeatureCache(tmp_path), "cpu", Progress())
+    *_, train, test = split_features(rs, FeatureCache(tmp_path), "cpu", Progress())
     assert len(np.unique(train.features)) > 3  # the cache holds raw pooled activations
     fne_train, fne_test, _ = finish(rs.params["run"], train, test)
     for fs in (fne_train, fne_test):
@@ -105,15 +106,15 @@ def test_fne_runs_cache_activations_and_discretise_them_per_run(tmp_path):
 
 def test_pooled_cache_keys_are_unchanged_and_other_modes_differ(tmp_path):
     from toptune import registry
+    from toptune.features.source import FeatureSource
     from toptune.spec import resolve
-    from toptune.top_tuning import _Features
 
     keys = {}
     for mode in ("pooled", "fne", "layer:stem"):
         rs = resolve(RunSpec("top-tune", STAGED, "digits", "ridge", {**TINY, "feature_mode": mode}))
         dataset = registry.create("dataset", "digits", **rs.params["dataset"])
         backbone = registry.create("backbone", STAGED, **rs.params["backbone"])
-        feats = _Features(rs, backbone, dataset, None, "cpu", None)
+        feats = FeatureSource(rs, backbone, dataset, None, "cpu", None)
         keys[mode] = feats.key("train", None)
         if mode == "pooled":  # the formula caches were written with before feature modes existed
             before = cache_key(backbone=STAGED, backbone_params=rs.params["backbone"],
@@ -144,6 +145,7 @@ def test_describe_lists_stages_blocks_and_their_sizes():
 
 def test_timm_stages_include_those_feature_info_skips():
     import timm
+
     from toptune.plugins.backbones.timm_backbone import stage_modules
 
     model = timm.create_model("efficientnet_lite0", pretrained=False, num_classes=0)

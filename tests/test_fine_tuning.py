@@ -5,14 +5,15 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from toptune import compare as cmp
-from toptune.cli import app
 from toptune import registry
+from toptune.cli import app
 from toptune.errors import ParamError
 from toptune.params import Param
 from toptune.runner import execute, run
 from toptune.spec import RunSpec
 from toptune.store import Store
+from toptune.studies import Cell
+from toptune.studies import compare as cmp
 
 TINY = {"max_train": 120, "max_test": 60, "image_size": 16, "batch_size": 16}
 FAST_FT = {**TINY, "epochs": 2, "lr": 3e-3, "warmup_epochs": 0.5}
@@ -103,7 +104,8 @@ def test_epochs_table_and_early_stopping(tmp_path):
     assert len(rows) < 6  # at lr 1e-6 validation accuracy stalls, so patience 1 stops early
     row = store.get_run(run_id)
     assert row["status"] == "finished" and row["info"]["n_val"] == 24 and row["classifier"] is None
-    assert row["n_train"] == 96 and row["trained_params"] == sum(p.numel() for p in TinyNet().parameters()) + 16 * 10 + 10
+    head = 16 * 10 + 10
+    assert row["n_train"] == 96 and row["trained_params"] == sum(p.numel() for p in TinyNet().parameters()) + head
     with pytest.raises(ParamError, match="needs a validation split"):
         run(RunSpec("fine-tune", "tiny-cnn", "digits", None, {**FAST_FT, "patience": 2}), store)
 
@@ -163,8 +165,10 @@ def test_compare_links_runs_and_report_aggregates(tmp_path):
 
 def test_aggregate_counts_verdicts_and_speedups_per_backbone_and_overall():
     def comparison(backbone, top_acc, fine_acc, top_s, fine_s):
-        return cmp.Comparison("c", "d", backbone, "kernel", cmp.MethodSummary(top_acc, 0.0, top_s, 1),
-                              cmp.MethodSummary(fine_acc, 0.0, fine_s, 1))
+        def cell(acc, seconds):
+            return Cell(1, {"accuracy": acc, "train_time_s": seconds}, {"accuracy": 0.0, "train_time_s": 0.0})
+
+        return cmp.Comparison("c", "d", backbone, "kernel", cell(top_acc, top_s), cell(fine_acc, fine_s))
 
     items = [comparison("a", 0.900, 0.905, 1.0, 10.0),   # -0.5 points: same, 10x
              comparison("a", 0.800, 0.850, 2.0, 300.0),  # -5 points: fine-tuning better, 150x

@@ -10,12 +10,13 @@ import sys
 from pathlib import Path
 
 import pytest
+from typer.testing import CliRunner
+
 from toptune import contract, registry
 from toptune.cli import app
 from toptune.errors import PluginError
 from toptune.plugin_check import check_plugins
 from toptune.store import Store
-from typer.testing import CliRunner
 
 from .conftest import write_distribution
 
@@ -265,7 +266,8 @@ def test_cli_check_reports_and_exits_non_zero_on_failure(plugin_site):
     install(plugin_site, "toptune-bad", "backbone", {"flat": backbone_source(forward="x")})
     write_distribution(plugin_site, "toptune-boom", {"toptune.backbones": {"boom": "boom_mod:X"}},
                        {"boom_mod.py": "raise ImportError('needs libfoo')\n"})
-    proc = subprocess.run([sys.executable, "-m", "toptune.cli", "plugins", "check", "flat", "boom", "efficientnet_lite0"],
+    names = ["flat", "boom", "efficientnet_lite0"]
+    proc = subprocess.run([sys.executable, "-m", "toptune.cli", "plugins", "check", *names],
                           capture_output=True, text=True, check=False, env={**os.environ, "COLUMNS": "200"})
     assert proc.returncode == 1, proc.stderr
     lines = proc.stdout.splitlines()

@@ -1,14 +1,15 @@
 """Robustness and data-selection studies: planned, run, linked by study_id, summarised, from CLI and jobs."""
 
 import pytest
+from typer.testing import CliRunner
+
 from toptune import jobs
-from toptune import robustness as rob
-from toptune import select_study as sel
 from toptune.cli import app
 from toptune.errors import ParamError
-from toptune.features import FeatureCache
+from toptune.features.cache import FeatureCache
 from toptune.store import Store
-from typer.testing import CliRunner
+from toptune.studies import robustness as rob
+from toptune.studies import selection as sel
 
 from .research_support import FINE, STAGED, TINY, registered
 

@@ -6,7 +6,7 @@ from PIL import Image
 
 from toptune import registry
 from toptune.errors import DatasetError, ParamError, UnknownPluginError
-from toptune.features import FeatureCache
+from toptune.features.cache import FeatureCache
 from toptune.progress import Progress
 from toptune.runner import execute, run
 from toptune.spec import RunSpec, resolve

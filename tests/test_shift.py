@@ -4,11 +4,11 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
+
 from toptune.errors import ParamError
-from toptune.feature_modes import finish
 from toptune.features import FeatureSet, build_transform
+from toptune.research.shift import awgn, blur, offset_features, pixel_shift, shifted
 from toptune.runner import execute
-from toptune.shift import awgn, blur, pixel_shift, shifted
 from toptune.spec import RunSpec, resolve
 
 from .research_support import STAGED, TINY, registered
@@ -68,7 +68,7 @@ def _features(n, d, seed):
 def test_embedding_shift_moves_features_by_the_requested_norm(shift_on):
     train, test = _features(30, 16, 0), _features(12, 16, 1)
     run = {"shift": "embedding", "shift_level": 3.5, "shift_on": shift_on, "shift_seed": 7}
-    new_train, new_test, info = finish(run, train, test)
+    new_train, new_test, info = offset_features(run, train, test)
     moved = new_test.features - test.features
     assert np.allclose(moved, moved[0], atol=1e-5)  # one fixed offset for every row
     assert np.linalg.norm(moved[0]) == pytest.approx(3.5, rel=1e-5)
@@ -78,12 +78,12 @@ def test_embedding_shift_moves_features_by_the_requested_norm(shift_on):
     else:
         assert not train_moved.any()
     assert np.array_equal(new_test.labels, test.labels) and info["embedding_shift_norm"] == 3.5
-    other_seed, _, _ = finish({**run, "shift_seed": 8, "shift_on": "both"}, train, test)
+    other_seed, _, _ = offset_features({**run, "shift_seed": 8, "shift_on": "both"}, train, test)
     assert not np.allclose(other_seed.features - train.features, moved[0])
 
 
 def test_shifted_runs_keep_labels_and_change_predictions(tmp_path):
-    from toptune.features import FeatureCache
+    from toptune.features.cache import FeatureCache
 
     cache = FeatureCache(tmp_path)
     with registered():

@@ -4,8 +4,10 @@ import numpy as np
 import pytest
 import torch
 from scipy.spatial.distance import cdist
+
 from toptune.errors import SolverError
-from toptune.solvers import falkon, memory, selection
+from toptune.solvers import falkon, memory
+from toptune.solvers import search as selection
 from toptune.solvers.falkon import FalkonSolver, conjugate_gradient, kernel_matrix, median_sigma
 
 SIGMA = 1.5

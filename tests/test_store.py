@@ -129,7 +129,7 @@ def test_stale_running_run_of_a_dead_process_becomes_interrupted(tmp_path):
 
 
 def test_an_older_store_is_migrated_on_first_read(tmp_path, monkeypatch):
-    from toptune import store as store_mod
+    from toptune.store import schema as store_mod
 
     path = tmp_path / "s.duckdb"
     old_id = Store(path).start_run(RECORD)
@@ -143,7 +143,7 @@ def test_an_older_store_is_migrated_on_first_read(tmp_path, monkeypatch):
 
 
 def test_a_failing_migration_leaves_the_store_untouched(tmp_path, monkeypatch):
-    from toptune import store as store_mod
+    from toptune.store import schema as store_mod
 
     path = tmp_path / "s.duckdb"
     Store(path).start_run(RECORD)

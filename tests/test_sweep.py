@@ -9,8 +9,8 @@ import pytest
 from toptune.jobs import Cancelled
 from toptune.progress import Progress
 from toptune.store import Store
-from toptune.sweep import connect, sweep
-from toptune.sweep_spec import SweepSpec
+from toptune.sweeps.driver import connect, sweep
+from toptune.sweeps.spec import SweepSpec
 
 ray = pytest.importorskip("ray")
 TINY = {"max_train": 40, "max_test": 20}

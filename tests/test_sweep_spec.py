@@ -3,7 +3,7 @@
 import pytest
 
 from toptune.errors import ParamError
-from toptune.sweep_spec import SweepSpec
+from toptune.sweeps.spec import SweepSpec
 
 TOML = '''
 name = "grid"
@@ -71,7 +71,7 @@ def test_paper_preset_offline_stops_before_any_run_naming_every_missing_dataset(
     from typer.testing import CliRunner
 
     from toptune.cli import app
-    from toptune.sweep_spec import PAPER_PRESET
+    from toptune.sweeps.spec import PAPER_PRESET
 
     monkeypatch.setenv("TOPTUNE_DATA_DIR", str(tmp_path / "data"))
     store = tmp_path / "s.duckdb"

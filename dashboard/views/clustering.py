@@ -2,9 +2,10 @@
 
 import pandas as pd
 import streamlit as st
-from toptune.clustering import ROW_ORDER
+
 from toptune.dashboard import charts, data
-from toptune.dashboard.ui import no_store, safely
+from toptune.dashboard.widgets.ui import no_store, pick_study, safely
+from toptune.studies.clustering import ROW_ORDER
 
 PROJECTIONS = {"pca": "PCA", "tsne": "t-SNE"}
 FIGURES_CONFIG = {c: st.column_config.NumberColumn(format="%.3f") for c in
@@ -27,15 +28,6 @@ def study_label(study) -> str:
     z = ",".join(map(str, study.latents)) or "—"
     return (f"{study.study_id} · {study.dataset} · {study.backbone or 'pixels'} · Z {z} · {len(study.run_ids)} runs · "
             f"{study.created_at:%Y-%m-%d %H:%M}")
-
-
-def pick_study(studies):
-    labels = {s.study_id: study_label(s) for s in reversed(studies)}  # newest first
-    wanted = st.query_params.get("study")
-    study_id = st.selectbox("Study", list(labels), format_func=labels.get, key="study_choice",
-                            index=list(labels).index(wanted) if wanted in labels else 0)
-    st.query_params["study"] = study_id
-    return next(s for s in studies if s.study_id == study_id)
 
 
 def purity_section(study) -> None:
@@ -110,6 +102,6 @@ if not studies:
         no_store(path)
     st.stop()
 
-study = pick_study(studies)
+study = pick_study(studies, study_label)
 purity_section(study)
 projection_section(study)

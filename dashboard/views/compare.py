@@ -1,9 +1,11 @@
 """Compare: fine-tuning vs top-tuning, as accuracy against training time, per dataset and by ablation."""
 
 import streamlit as st
-from toptune.compare import VERDICTS
-from toptune.dashboard import charts, data, filters
-from toptune.dashboard.ui import no_store, safely
+
+from toptune.dashboard import charts, data
+from toptune.dashboard.widgets import filters
+from toptune.dashboard.widgets.ui import no_store, safely
+from toptune.studies.compare import VERDICTS
 
 FILTERS = ("dataset", "backbone", "classifier", "pretrain_source")
 ABLATIONS = {"classifier": "classifier", "backbone": "backbone", "pretrain_source": "pretrain source"}

@@ -1,17 +1,22 @@
 """Launch: a run, a comparison, a study (clustering, robustness, data selection) or a sweep, queued to a
 background worker."""
 
-import streamlit as st
-from toptune import compare as cmp
-from toptune import jobs, registry
-from toptune.dashboard import data, jobs_panel, launch_cluster, launch_study, launch_sweep
-from toptune.dashboard import launch_form as lf
-from toptune.errors import ToptuneError
-from toptune.spec import DEFAULT_BACKBONE, DEFAULT_CLASSIFIER, DEFAULT_DATASET, FEATURE_METHODS, METHOD_PARAMS
+from functools import partial
 
-MODES = {lf.RUN: "one run", lf.COMPARE: "a comparison (top-tuning vs fine-tuning)",
-         lf.ROBUSTNESS: "a robustness study (covariate shift)", lf.SELECTION: "a data-selection study",
-         lf.CLUSTER: "a clustering study", lf.SWEEP: "a sweep (a grid on Ray)"}
+import streamlit as st
+
+from toptune import jobs, registry
+from toptune.dashboard import data
+from toptune.dashboard.launch import cluster as launch_cluster
+from toptune.dashboard.launch import form as lf
+from toptune.dashboard.launch import jobs_panel
+from toptune.dashboard.launch import study as launch_study
+from toptune.dashboard.launch import sweep as launch_sweep
+from toptune.errors import ToptuneError
+from toptune.methods import METHODS
+from toptune.spec import DEFAULT_BACKBONE, DEFAULT_CLASSIFIER, DEFAULT_DATASET
+from toptune.studies import STUDIES
+from toptune.studies import compare as cmp
 
 path = data.store_path()
 st.title("Launch")
@@ -29,22 +34,22 @@ def choose(mode: str) -> dict:
     """Method (or preset) and plugins, outside the form: they decide which fields the form has."""
     cols = st.columns(4)
     picked = {"mode": mode}
-    if mode == lf.RUN:
-        picked["method"] = cols[0].selectbox("Method", list(METHOD_PARAMS), key="launch_method")
+    if mode == jobs.RUN:
+        picked["method"] = cols[0].selectbox("Method", list(METHODS), key="launch_method")
     else:
         picked["preset"] = cols[0].selectbox("Preset", ["auto", *cmp.PRESETS], key="launch_preset",
                                              help="auto = cpu without a CUDA device; cpu: 128 px, 3 epochs at lr "
                                                   "1e-3, 1 seed")
     picked["dataset"] = choice("Dataset", "dataset", DEFAULT_DATASET, cols[1])
     picked["backbone"] = choice("Backbone", "backbone", DEFAULT_BACKBONE, cols[2])
-    needs_classifier = mode == lf.COMPARE or picked.get("method") in FEATURE_METHODS
+    needs_classifier = mode == cmp.STUDY.name or METHODS[picked.get("method", cmp.TOP)].uses_classifier
     picked["classifier"] = choice("Classifier", "classifier", DEFAULT_CLASSIFIER, cols[3]) if needs_classifier else None
     return picked
 
 
 def sections_of(p: dict) -> tuple[list, str]:
     """The form's sections and the prefix of their widget keys."""
-    if p["mode"] == lf.RUN:
+    if p["mode"] == jobs.RUN:
         return lf.run_sections(p["method"], p["backbone"], p["dataset"], p["classifier"]), f"p.run.{p['method']}"
     return (lf.compare_sections(p["backbone"], p["dataset"], p["classifier"], p["preset"]),
             f"p.compare.{p['preset']}")
@@ -54,10 +59,10 @@ def fields_form(p: dict, sections: list, prefix: str) -> tuple[int, dict, bool]:
     """The seed (or number of seeds) and one widget per parameter; returns them and whether submitted."""
     with st.form("launch_form"):
         first = st.columns(3)[0]
-        if p["mode"] == lf.RUN:
+        if p["mode"] == jobs.RUN:
             seed = first.number_input("seed", min_value=0, value=0, step=1, key="launch_seed")
         else:
-            seed = first.number_input("seeds", min_value=1, value=cmp._preset(p["preset"])["seeds"], step=1,
+            seed = first.number_input("seeds", min_value=1, value=cmp.preset_settings(p["preset"])["seeds"], step=1,
                                       key=f"launch_seeds_{p['preset']}", help="the comparison runs seeds 0..N-1")
         raw = {}
         for section in sections:
@@ -69,7 +74,7 @@ def fields_form(p: dict, sections: list, prefix: str) -> tuple[int, dict, bool]:
                     with grid[i % 3]:
                         # The key names the plugin, so switching plugins never carries a value across.
                         raw[f.key] = lf.widget(f, f"{prefix}.{section.title}.{f.target}.{f.key}")
-        label = "Queue run" if p["mode"] == lf.RUN else "Queue comparison"
+        label = "Queue run" if p["mode"] == jobs.RUN else "Queue comparison"
         submitted = st.form_submit_button(label, type="primary", icon=":material/play_arrow:")
     return seed, raw, submitted
 
@@ -77,7 +82,7 @@ def fields_form(p: dict, sections: list, prefix: str) -> tuple[int, dict, bool]:
 def queue(p: dict, sections: list, seed: int, raw: dict) -> None:
     try:
         given = lf.answers([f for s in sections for f in s.fields], raw)
-        if p["mode"] == lf.RUN:
+        if p["mode"] == jobs.RUN:
             job = lf.run_payload(p["method"], p["backbone"], p["dataset"], p["classifier"], seed, given)
         else:
             job = lf.compare_payload(p["backbone"], p["dataset"], p["classifier"], seed, p["preset"], given)
@@ -96,17 +101,17 @@ def run_or_compare(mode: str) -> None:
         queue(picked, sections, seed, raw)
 
 
+# What can be launched: a run, each kind of study in the engine's table, a sweep; each with its form.
+FORMS = {jobs.RUN: partial(run_or_compare, jobs.RUN), cmp.STUDY.name: partial(run_or_compare, cmp.STUDY.name),
+         "robustness": partial(launch_study.robustness_form, path),
+         "select-study": partial(launch_study.selection_form, path), "cluster": partial(launch_cluster.form, path),
+         jobs.SWEEP: partial(launch_sweep.form, path)}
+BLURBS = {jobs.RUN: "one run", cmp.STUDY.name: "a comparison (top-tuning vs fine-tuning)",
+          "robustness": "a robustness study (covariate shift)", jobs.SWEEP: "a sweep (a grid on Ray)"}
+MODES = {kind: BLURBS.get(kind) or f"a {STUDIES[kind].title}" for kind in jobs.kinds() if kind in FORMS}
+
 mode = st.radio("What to launch", list(MODES), horizontal=True, key="launch_mode", format_func=MODES.get)
-if mode == lf.CLUSTER:
-    launch_cluster.form(path)
-elif mode == lf.ROBUSTNESS:
-    launch_study.robustness_form(path)
-elif mode == lf.SELECTION:
-    launch_study.selection_form(path)
-elif mode == lf.SWEEP:
-    launch_sweep.form(path)
-else:
-    run_or_compare(mode)
+FORMS[mode]()
 
 st.subheader("Jobs")
 jobs_panel.panel(path)

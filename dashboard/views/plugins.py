@@ -1,8 +1,11 @@
 """Plugins: every installed backbone, classifier and dataset, whichever distribution registered it."""
 
 import streamlit as st
+
 from toptune.dashboard import data
-from toptune.dashboard.ui import badge_column
+from toptune.dashboard.widgets.ui import badge_column
+
+STATUS_COLOURS = {"ok": "green", "unavailable": "orange", "error": "red"}
 
 st.title("Plugins")
 st.caption("Registered through the `toptune.backbones`, `toptune.classifiers` and `toptune.datasets` entry "
@@ -18,7 +21,7 @@ for kind, group in plugins.groupby("kind", sort=False):
     st.subheader(f"{kind.capitalize()}s")
     st.dataframe(group.drop(columns=["kind", "error"]).assign(status=group["status"].map(lambda s: [s])),
                  hide_index=True, key=f"plugins_{kind}",
-                 column_config={"status": badge_column("status", {"ok": "green", "unavailable": "orange", "error": "red"})})
+                 column_config={"status": badge_column("status", STATUS_COLOURS)})
 for row in broken.itertuples():
     st.error(f"**{row.kind} {row.name}** ({row.distribution} {row.version}): {row.error}")
 for row in unavailable.itertuples():

@@ -1,8 +1,10 @@
 """Runs: every run with filters, sort, search, seed aggregates, export and a detail view."""
 
 import streamlit as st
-from toptune.dashboard import data, filters, run_detail
-from toptune.dashboard.ui import badge_column, no_store, safely
+
+from toptune.dashboard import data
+from toptune.dashboard.widgets import filters, run_detail
+from toptune.dashboard.widgets.ui import badge_column, no_store, safely
 
 LIVE_REFRESH_S = 2.0
 SORTABLE = ["created_at", "accuracy", "purity", "train_time_s", "dataset", "backbone", "classifier", "method", "status",

@@ -1,8 +1,9 @@
 """SQL: read-only, sandboxed queries over the store, with examples and CSV download."""
 
 import streamlit as st
+
 from toptune.dashboard import data
-from toptune.dashboard.ui import no_store
+from toptune.dashboard.widgets.ui import no_store
 from toptune.errors import ToptuneError
 
 EXAMPLES = {

@@ -5,8 +5,10 @@ sweep run with ``toptune sweep`` shows the cells started so far (see ``toptune.d
 """
 
 import streamlit as st
-from toptune.dashboard import charts, data, sweeps
-from toptune.dashboard.ui import no_store, safely
+
+from toptune.dashboard import charts, data
+from toptune.dashboard.data import sweeps
+from toptune.dashboard.widgets.ui import no_store, safely
 
 LIVE_REFRESH_S = 2.0
 TABLE_CONFIG = {"score": st.column_config.NumberColumn(format="%.4f"), "hover": None, "score_name": None}

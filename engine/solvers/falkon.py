@@ -64,6 +64,8 @@ _SWEEP_BYTES = 2**23
 # this small (M·d) predict in float64 instead, where such differences are far below any tolerance.
 _PREDICT_ROWS = {"cpu": 256, "cuda": 4096}
 _SMALL_MODEL = 2**16
+# Split-bf16 products err about 1e-6 relative, plain bf16 ones about 2e-3: the bf16 mode must beat this.
+_SPLIT_BF16_ERROR = 1e-5
 
 
 def resolve_device(device: str | torch.device | None) -> torch.device:
@@ -86,12 +88,31 @@ def resolve_dtype(dtype: str | torch.dtype) -> torch.dtype:
 
 @functools.cache  # the CPU does not change while the process runs
 def bf16_dot_products() -> bool:
-    """Whether this CPU multiplies bf16 natively, which oneDNN's bf16 mode for float32 products needs."""
+    """Whether oneDNN's bf16 mode for float32 products keeps float32-level accuracy on this CPU.
+
+    On CPUs with AVX512-BF16 (Zen 4) oneDNN splits each float32 operand into bf16 parts (relative error
+    1e-6), but on CPUs with AMX (Sapphire Rapids and later) the same setting runs plain bf16 products
+    (2e-3), which breaks solves with a small λ: digits pixels then score 0.29 instead of 0.98. So the mode
+    is measured, not assumed: one small product against float64, once per process.
+    """
     try:
         capability = torch._C._cpu._get_cpu_capability()
     except (AttributeError, RuntimeError):  # private API: a torch without it simply gets IEEE products
         return False
-    return torch.backends.mkldnn.is_available() and bool(capability.get("avx512_bf16") or capability.get("amx_bf16"))
+    if not (torch.backends.mkldnn.is_available() and (capability.get("avx512_bf16") or capability.get("amx_bf16"))):
+        return False
+    return _bf16_mode_error() < _SPLIT_BF16_ERROR
+
+
+def _bf16_mode_error() -> float:
+    """Relative error of a float32 product in oneDNN's bf16 mode, against float64."""
+    generator = torch.Generator().manual_seed(0)
+    a = torch.randn(256, 512, generator=generator)
+    b = torch.randn(512, 256, generator=generator)
+    with matmul_precision("bf16"):
+        product = a @ b
+    exact = a.double() @ b.double()
+    return float((product.double() - exact).norm() / exact.norm())
 
 
 def resolve_matmul(matmul: str, device: torch.device, dtype: torch.dtype) -> str:

@@ -13,6 +13,7 @@ Standardisation, σ (median heuristic or ``'auto'``), λ (``'auto'``) and the de
 from __future__ import annotations
 
 import torch
+
 from toptune.errors import PluginError
 from toptune.solvers.falkon import lambda_floor
 

@@ -13,8 +13,9 @@ import torch
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, column_or_1d
+
 from toptune.params import Param
-from toptune.solvers import selection
+from toptune.solvers import search as selection
 from toptune.solvers.falkon import (
     DTYPES,
     KERNELS,
@@ -104,7 +105,8 @@ class KernelClassifier(ClassifierMixin, BaseEstimator):
         return winners(self.classes_, scores)
 
     def _solver(self, settings: dict, M: int, dtype: torch.dtype, device: torch.device):
-        """An unfitted solver: ``fit(X, Y)``, ``predict(X)``, ``centers_``, ``lam_``, ``n_iter_``, ``dtype``, ``device``."""
+        """An unfitted solver: ``fit(X, Y)``, ``predict(X)``, ``centers_``, ``lam_``, ``n_iter_``, ``dtype``,
+        ``device``."""
         return FalkonSolver(kernel=settings["kernel"], sigma=self.sigma_, lam=self.lam_, M=M,
                             maxiter=settings["maxiter"], tol=settings["tol"], dtype=dtype, device=device,
                             seed=settings["seed"], matmul=settings["matmul"])

@@ -6,6 +6,7 @@ Run from this folder after installing the package: ``pip install -e '.[test]' &&
 import numpy as np
 import pytest
 from sklearn.base import clone
+
 from toptune import registry
 from toptune.plugin_check import check_plugins
 

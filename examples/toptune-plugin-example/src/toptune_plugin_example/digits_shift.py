@@ -13,6 +13,7 @@ from typing import ClassVar
 
 import numpy as np
 from PIL import Image
+
 from toptune.params import Param
 from toptune.protocols import DatasetSplits
 

@@ -6,6 +6,7 @@ from typing import ClassVar
 
 import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin
+
 from toptune.errors import ParamError
 from toptune.params import Param, validate
 

@@ -1,0 +1,1 @@
+"""Measuring a run: the device it ran on, its peak memory, and its energy and CO2 estimates."""

@@ -1,0 +1,297 @@
+"""Fine-tuning: the backbone plus a new linear head, trained end to end on the images.
+
+Common practice for small datasets, each part a run parameter: AdamW (or SGD with momentum), linear
+warm-up then cosine decay stepped per batch, label smoothing, random resized crop / flip / rotation /
+colour jitter, AMP on CUDA, optional partial freezing and early stopping on a validation split carved
+from train. Every epoch's loss, accuracies, learning rate and time are returned for the epochs table.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import time
+from contextlib import nullcontext
+
+import numpy as np
+
+from .. import registry
+from ..data import dataset_info, fixed_subset, holdout, preprocessing
+from ..errors import DatasetError, ParamError
+from ..features.extract import DecodedSplit, build_transform, collate
+from ..params import Param
+from ..progress import Progress
+from ..research import data_selection, shift
+from ..results import RunResult
+from .base import COMMON_PARAMS, Method
+from .subset_training import choose_subset, reselecting
+
+PARAMS = {
+    **COMMON_PARAMS,
+    "epochs": Param("int", 15, "training epochs (at most, with early stopping)", min=1, max=1000),
+    "optimizer": Param("str", "adamw", "optimiser", choices=("adamw", "sgd")),
+    "lr": Param("float", 3e-4, "peak learning rate (reached after warm-up)", min=1e-8, max=10.0),
+    "weight_decay": Param("float", 0.05, "weight decay", min=0.0, max=1.0),
+    "momentum": Param("float", 0.9, "SGD momentum", min=0.0, max=1.0),
+    "warmup_epochs": Param("float", 1.0, "linear warm-up length before the cosine decay, in epochs", min=0.0),
+    "label_smoothing": Param("float", 0.1, "label smoothing of the cross-entropy", min=0.0, max=0.9),
+    "freeze_until": Param("str", None, "freeze parameters up to and including this module name "
+                          "(e.g. blocks.3) for partial fine-tuning"),
+    "val_fraction": Param("float", 0.0, "fraction of train carved out (stratified) for validation",
+                          min=0.0, max=0.5),
+    "patience": Param("int", None, "early stopping: epochs without validation improvement "
+                      "(needs val_fraction > 0)", min=1),
+    "crop_scale": Param("float", 0.6, "random resized crop: smallest area fraction (1 = no crop)",
+                        min=0.05, max=1.0),
+    "hflip": Param("bool", True, "random horizontal flip"),
+    "rotation": Param("float", 10.0, "random rotation range in degrees (0 = off)", min=0.0, max=180.0),
+    "color_jitter": Param("float", 0.2, "brightness/contrast/saturation jitter strength (0 = off)",
+                          min=0.0, max=1.0),
+    **shift.SHIFT_PARAMS, **data_selection.SELECT_PARAMS,
+}
+
+
+def check(run: dict) -> None:
+    if run["patience"] is not None and run["val_fraction"] <= 0:
+        raise ParamError("early stopping (patience) needs a validation split: set val_fraction > 0, e.g. 0.1")
+    shift.check(run, on_features=False)
+    data_selection.check(run)
+
+def train_transform(pre: dict, run: dict):
+    """Augmentations for training, ending in the backbone's normalisation."""
+    from torchvision import transforms as T
+
+    size = int(pre["input_size"])
+    steps = [T.RandomResizedCrop(size, scale=(run["crop_scale"], 1.0), antialias=True)
+             if run["crop_scale"] < 1.0 else T.Resize((size, size), antialias=True)]
+    if run["hflip"]:
+        steps.append(T.RandomHorizontalFlip())
+    if run["rotation"] > 0:
+        steps.append(T.RandomRotation(run["rotation"]))
+    if run["color_jitter"] > 0:
+        j = run["color_jitter"]
+        steps.append(T.ColorJitter(brightness=j, contrast=j, saturation=j))
+    return T.Compose([*steps, T.ToTensor(), T.Normalize(pre["mean"], pre["std"])])
+
+
+def freeze_until(model, name: str | None) -> None:
+    """Freeze every parameter registered before and inside module ``name`` (timm orders stem → head)."""
+    if not name:
+        return
+    names = [n for n, _ in model.named_parameters()]
+    inside = [i for i, n in enumerate(names) if n == name or n.startswith(name + ".")]
+    if not inside:
+        stages = sorted({n.split(".")[0] + ("." + n.split(".")[1] if n.split(".")[1].isdigit() else "")
+                         for n in names if "." in n})
+        raise ParamError(f"freeze_until: no module '{name}' in this backbone (e.g. {', '.join(stages[:8])})")
+    for i, (_, p) in enumerate(model.named_parameters()):
+        if i <= inside[-1]:
+            p.requires_grad_(False)
+
+
+def _keep_frozen_statistics(model) -> None:
+    """Frozen batch-norm layers stay in eval mode, so their running statistics stay as pre-trained too."""
+    import torch
+
+    for module in model.modules():
+        if isinstance(module, torch.nn.modules.batchnorm._BatchNorm):
+            params = list(module.parameters())
+            if params and not any(p.requires_grad for p in params):
+                module.eval()
+
+
+def _network(backbone, n_classes: int, pre: dict, freeze: str | None):
+    import torch
+
+    body = backbone.build()
+    for p in body.parameters():
+        p.requires_grad_(True)
+    freeze_until(body, freeze)
+    dim = getattr(body, "num_features", None)
+    if not dim:
+        with torch.no_grad():
+            dim = body.eval()(torch.zeros(1, 3, pre["input_size"], pre["input_size"])).shape[1]
+    return torch.nn.Sequential(body, torch.nn.Linear(int(dim), n_classes)), int(dim)
+
+
+def _loader(split, transform, indices, batch_size, num_workers, shuffle=False, seed=0):
+    import torch
+
+    generator = torch.Generator().manual_seed(seed) if shuffle else None
+    return torch.utils.data.DataLoader(DecodedSplit(split, transform, indices), batch_size=batch_size,
+                                       shuffle=shuffle, num_workers=num_workers, collate_fn=collate,
+                                       generator=generator, drop_last=False)
+
+
+def _schedule(optimizer, warmup_steps: int, total_steps: int):
+    import torch
+
+    def factor(step: int) -> float:
+        if step < warmup_steps:
+            return (step + 1) / warmup_steps
+        progress = (step - warmup_steps) / max(1, total_steps - warmup_steps)
+        return 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
+
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+
+
+def _optimizer(model, run: dict):
+    import torch
+
+    params = [p for p in model.parameters() if p.requires_grad]
+    if run["optimizer"] == "sgd":
+        return torch.optim.SGD(params, lr=run["lr"], momentum=run["momentum"], weight_decay=run["weight_decay"],
+                               nesterov=run["momentum"] > 0)
+    return torch.optim.AdamW(params, lr=run["lr"], weight_decay=run["weight_decay"])
+
+
+def predict(model, loader, device: str):
+    """(indices, predictions) over a loader, skipping unreadable images."""
+    import torch
+
+    model.eval()
+    seen, preds = [], []
+    amp = torch.autocast("cuda") if device.startswith("cuda") else nullcontext()
+    with torch.inference_mode(), amp:
+        for indices, x, _ in loader:
+            if x is not None:
+                preds.append(model(x.to(device)).argmax(1).cpu().numpy())
+                seen.extend(indices)
+    return np.asarray(seen, dtype=np.int64), (np.concatenate(preds) if preds else np.array([], dtype=np.int64))
+
+
+class _Trainer:
+    def __init__(self, model, run: dict, device: str, steps_per_epoch: int, progress: Progress):
+        import torch
+
+        self.model, self.run, self.device, self.progress = model, run, device, progress
+        self.optimizer = _optimizer(model, run)
+        total = steps_per_epoch * run["epochs"]
+        self.scheduler = _schedule(self.optimizer, int(round(run["warmup_epochs"] * steps_per_epoch)), total)
+        self.loss_fn = torch.nn.CrossEntropyLoss(label_smoothing=run["label_smoothing"])
+        self.cuda = device.startswith("cuda")
+        self.scaler = torch.amp.GradScaler("cuda") if self.cuda else None
+
+    def epoch(self, loader, labels: np.ndarray, index: int) -> dict:
+        import torch
+
+        self.model.train()
+        _keep_frozen_statistics(self.model)
+        total_loss = correct = seen = 0
+        t0 = time.perf_counter()
+        with self.progress.stage(f"fine-tune epoch {index}/{self.run['epochs']}", len(loader.dataset)):
+            for indices, x, bad in loader:
+                self.progress.advance(len(indices) + len(bad))
+                if x is None:
+                    continue
+                y = torch.as_tensor(labels[indices], device=self.device)
+                x = x.to(self.device, non_blocking=True)
+                with torch.autocast("cuda") if self.cuda else nullcontext():
+                    logits = self.model(x)
+                    loss = self.loss_fn(logits, y)
+                if not torch.isfinite(loss):
+                    raise ParamError(f"training diverged (loss {loss.item()}) at epoch {index}: lower lr "
+                                     f"(now {self.run['lr']:g})")
+                self.optimizer.zero_grad(set_to_none=True)
+                if self.scaler:
+                    self.scaler.scale(loss).backward()
+                    self.scaler.step(self.optimizer)
+                    self.scaler.update()
+                else:
+                    loss.backward()
+                    self.optimizer.step()
+                self.scheduler.step()
+                total_loss += loss.item() * len(indices)
+                correct += (logits.argmax(1) == y).sum().item()
+                seen += len(indices)
+        return {"epoch": index, "train_loss": total_loss / max(seen, 1), "train_accuracy": correct / max(seen, 1),
+                "lr": self.optimizer.param_groups[0]["lr"], "time_s": time.perf_counter() - t0}
+
+
+def _splits(splits, run: dict):
+    train_labels = np.asarray(splits.train.labels, dtype=np.int64)
+    test_labels = np.asarray(splits.test.labels, dtype=np.int64)
+    train_idx = fixed_subset(train_labels, run["max_train"])
+    train_idx = np.arange(len(train_labels)) if train_idx is None else train_idx
+    test_idx = fixed_subset(test_labels, run["max_test"])
+    test_idx = np.arange(len(test_labels)) if test_idx is None else test_idx
+    val_idx = np.array([], dtype=np.int64)
+    if run["val_fraction"] > 0:
+        train_idx, val_idx = holdout(train_labels, train_idx, run["val_fraction"])
+    return train_labels, test_labels, train_idx, val_idx, test_idx
+
+
+def fine_tune(rs, cache, device: str, progress: Progress) -> RunResult:
+    """Train backbone + linear head; returns the same result fields as top-tuning, plus epochs."""
+    spec, run = rs.spec, rs.params["run"]
+    dataset = registry.create("dataset", spec.dataset, **rs.params["dataset"])
+    backbone = registry.create("backbone", spec.backbone, **rs.params["backbone"])
+    splits = dataset.load()
+    info = dataset_info(splits)
+    train_labels, test_labels, train_idx, val_idx, test_idx = _splits(splits, run)
+    if len(np.unique(train_labels[train_idx])) < 2:
+        raise DatasetError(f"dataset '{spec.dataset}': fewer than 2 classes in the training split")
+    train_idx, selection = choose_subset(rs, splits, backbone, dataset, train_idx, cache, device, progress)
+    pre = preprocessing(backbone, run["image_size"])
+    model, dim = _network(backbone, len(splits.classes), pre, run["freeze_until"])
+    model = model.to(device)
+    trained = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    eval_tf = build_transform(pre)
+    bs, nw = run["batch_size"], run["num_workers"]
+    train_loader = _loader(splits.train, shift.shifted(train_transform(pre, run), run, "train"), train_idx, bs, nw,
+                           shuffle=True, seed=spec.seed)
+    train_loader = reselecting(train_loader, selection, model,
+                               lambda pool: _loader(splits.train, shift.shifted(eval_tf, run, "train"), pool, bs, nw),
+                               train_labels, device, progress)
+    val_loader = _loader(splits.train, shift.shifted(eval_tf, run, "train"), val_idx, bs, nw) if len(val_idx) else None
+    trainer = _Trainer(model, run, device, len(train_loader), progress)
+
+    epochs, best, best_acc, stale = [], None, -1.0, 0
+    t0 = time.perf_counter()
+    for e in range(1, run["epochs"] + 1):
+        row = trainer.epoch(train_loader, train_labels, e)
+        if val_loader is not None:
+            seen, pred = predict(model, val_loader, device)
+            row["val_accuracy"] = float(np.mean(pred == train_labels[seen])) if len(seen) else None
+            if row["val_accuracy"] is not None and row["val_accuracy"] > best_acc:
+                best_acc, stale = row["val_accuracy"], 0
+                best = copy.deepcopy({k: v.detach().cpu() for k, v in model.state_dict().items()})
+            else:
+                stale += 1
+        epochs.append(row)
+        progress.note(_epoch_line(row))
+        if run["patience"] is not None and stale >= run["patience"]:
+            progress.note(f"early stopping after epoch {e}: no validation gain for {stale} epochs")
+            break
+    if best is not None:
+        model.load_state_dict(best)
+    train_time = time.perf_counter() - t0
+
+    t0 = time.perf_counter()
+    seen, y_pred = predict(model, _loader(splits.test, shift.shifted(eval_tf, run, "test"), test_idx, bs, nw), device)
+    predict_time = time.perf_counter() - t0
+    if not len(seen):
+        raise DatasetError(f"dataset '{spec.dataset}': no readable test image")
+    info.update(preprocessing=pre, weights_digest=backbone.weights_digest(), n_val=int(len(val_idx)),
+                epochs_run=len(epochs), best_val_accuracy=best_acc if best is not None else None,
+                skipped_test=int(len(test_idx) - len(seen)))
+    if selection:
+        info["selection"] = selection.summary()
+    params = {ns: dict(values) for ns, values in rs.params.items()}
+    return RunResult(
+        accuracy=float(np.mean(y_pred == test_labels[seen])), train_time_s=train_time, extract_time_s=None,
+        fit_time_s=train_time, predict_time_s=predict_time, trained_params=int(trained),
+        n_train=int(len(train_idx)), n_test=int(len(seen)), n_classes=len(splits.classes), feature_dim=dim,
+        cache_hit=None, pretrain_source=getattr(backbone, "pretrain_source", None), params=params, info=info,
+        y_true=test_labels[seen], y_pred=y_pred, samples=seen, epochs=epochs,
+    )
+
+
+def _epoch_line(row: dict) -> str:
+    val = f", val acc {row['val_accuracy']:.4f}" if row.get("val_accuracy") is not None else ""
+    return (f"epoch {row['epoch']}: loss {row['train_loss']:.4f}, train acc {row['train_accuracy']:.4f}{val}, "
+            f"{row['time_s']:.1f} s")
+
+
+METHOD = Method("fine-tune", "the backbone plus a new linear head, trained end to end on the images", PARAMS,
+                fine_tune, check=check, trains_network=True)

@@ -1,0 +1,1 @@
+"""Sweeps: a grid of run specs (``spec``) run on Ray with one writer (``driver``)."""
