@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import sys
-import textwrap
 import urllib.error
 import urllib.request
-from pathlib import Path
 
 import pytest
 
@@ -18,22 +16,6 @@ def _isolated_paths(tmp_path, monkeypatch):
     """No test touches the user's ./toptune.duckdb or ~/.cache/toptune/features."""
     monkeypatch.setenv("TOPTUNE_STORE", str(tmp_path / "store.duckdb"))
     monkeypatch.setenv("TOPTUNE_CACHE_DIR", str(tmp_path / "features"))
-
-
-def write_distribution(site: Path, name: str, entry_points: dict[str, dict[str, str]],
-                       modules: dict[str, str] | None = None, version: str = "1.0") -> Path:
-    """Write an installed distribution (dist-info + modules) into ``site``, as pip would."""
-    info = site / f"{name.replace('-', '_')}-{version}.dist-info"
-    info.mkdir(parents=True)
-    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n")
-    lines = []
-    for group, eps in entry_points.items():
-        lines.append(f"[{group}]")
-        lines += [f"{ep} = {target}" for ep, target in eps.items()]
-    (info / "entry_points.txt").write_text("\n".join(lines) + "\n")
-    for filename, source in (modules or {}).items():
-        (site / filename).write_text(textwrap.dedent(source))
-    return site
 
 
 @pytest.fixture

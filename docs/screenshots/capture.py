@@ -21,7 +21,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
-from tests import browser  # noqa: E402  (the repository root goes on sys.path first)
+from tests.support import browser  # noqa: E402  (the repository root goes on sys.path first)
 
 # Large enough that fine-tuning is trained (about 0.9 accuracy on digits), so the verdicts mean something.
 SMALL = ["--preset", "cpu", "--param", "max_train=600", "--param", "max_test=300"]

@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 
+from tests.support.research import STAGED, TINY, registered
 from toptune import registry
 from toptune.errors import ParamError
 from toptune.features.cache import FeatureCache
@@ -11,8 +12,6 @@ from toptune.progress import Progress
 from toptune.research.data_selection import entropy, out_of_fold_proba, pick
 from toptune.runner import execute
 from toptune.spec import RunSpec, resolve
-
-from .research_support import STAGED, TINY, registered
 
 
 @pytest.fixture(autouse=True)

@@ -5,6 +5,7 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
+from tests.support.research import PLAIN, POOLED_DIM, STAGE_DIMS, STAGED, TINY, StagedNet, registered
 from toptune.cli import app
 from toptune.errors import ParamError
 from toptune.features.cache import FeatureCache, cache_key
@@ -12,8 +13,6 @@ from toptune.features.layers import LayerExtractor, spatial_mean
 from toptune.features.modes import FNE_HIGH, FNE_LOW, discretise, full_network_embedding, standardise
 from toptune.runner import execute
 from toptune.spec import RunSpec
-
-from .research_support import PLAIN, POOLED_DIM, STAGE_DIMS, STAGED, TINY, StagedNet, registered
 
 
 @pytest.fixture(autouse=True)

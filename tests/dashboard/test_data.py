@@ -7,6 +7,7 @@ import statistics
 import pandas as pd
 import pytest
 
+from tests.support import dashboard as support
 from toptune.cli import dashboard as server
 from toptune.dashboard import charts, data
 from toptune.dashboard.launch import form as lf
@@ -15,8 +16,6 @@ from toptune.params import Param
 from toptune.spec import RunSpec
 from toptune.store import Store
 from toptune.studies import compare as cmp
-
-from . import dashboard_support as support
 
 filled_store = support.filled_store  # a fixture
 
@@ -205,7 +204,7 @@ def test_compare_form_starts_from_the_preset():
 
 
 def test_a_plugin_that_does_not_load_gets_a_section_with_its_error(plugin_site):
-    from .conftest import write_distribution
+    from tests.support.plugins import write_distribution
 
     write_distribution(plugin_site, "toptune-kaput", {"toptune.classifiers": {"kaput": "kaput_mod:X"}},
                        {"kaput_mod.py": "raise ImportError('no wheels today')\n"})
@@ -231,7 +230,7 @@ def test_server_command_is_headless_on_the_given_port(tmp_path):
 def test_toptune_dashboard_serves_the_app(tmp_path):
     import urllib.request
 
-    from . import browser
+    from tests.support import browser
 
     with browser.dashboard(tmp_path / "s.duckdb", tmp_path / "server.log") as url, \
             urllib.request.urlopen(url, timeout=10) as reply:

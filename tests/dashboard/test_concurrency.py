@@ -6,9 +6,8 @@ import time
 
 import pytest
 
+from tests.support.dashboard import frame_with, open_page
 from toptune.store import Store
-
-from .dashboard_support import frame_with, open_page
 
 RECORD = {"method": "top-tune", "backbone": "b", "classifier": "ridge", "dataset": "digits"}
 

@@ -23,7 +23,7 @@ from toptune.spec import RunSpec, resolve
 from toptune.store import Store
 from toptune.studies import compare as cmp
 
-APP = Path(__file__).resolve().parents[1] / "dashboard" / "app.py"
+APP = Path(__file__).resolve().parents[2] / "dashboard" / "app.py"
 PAGES = ("runs", "compare", "clustering", "sweeps", "robustness", "selection", "launch", "sql", "plugins")
 TINY = {"max_train": 120, "max_test": 60, "image_size": 16, "batch_size": 32}
 BACKBONE = "dash-tiny-cnn"

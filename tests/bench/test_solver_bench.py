@@ -5,7 +5,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-SCRIPT = Path(__file__).resolve().parents[1] / "bench" / "solver.py"
+SCRIPT = Path(__file__).resolve().parents[2] / "bench" / "solver.py"
 
 
 def test_solver_bench_prints_every_method_and_the_targets():

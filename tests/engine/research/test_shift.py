@@ -5,13 +5,12 @@ import pytest
 import torch
 from PIL import Image
 
+from tests.support.research import STAGED, TINY, registered
 from toptune.errors import ParamError
 from toptune.features import FeatureSet, build_transform
 from toptune.research.shift import awgn, blur, offset_features, pixel_shift, shifted
 from toptune.runner import execute
 from toptune.spec import RunSpec, resolve
-
-from .research_support import STAGED, TINY, registered
 
 PRE = {"input_size": 48, "interpolation": "bilinear", "crop_pct": 1.0, "mean": [0.4, 0.5, 0.6], "std": [0.2, 0.25, 0.3]}
 

@@ -5,13 +5,12 @@ import itertools
 
 import pytest
 
+from tests.support import dashboard as support
+from tests.support.dashboard import PAGES, array, charts, frame_with, open_page, texts
+from tests.support.plugins import write_distribution
 from toptune import registry
 from toptune.dashboard import data
 from toptune.store import Store
-
-from . import dashboard_support as support
-from .conftest import write_distribution
-from .dashboard_support import PAGES, array, charts, frame_with, open_page, texts
 
 filled_store, filled = support.filled_store, support.filled  # fixtures
 

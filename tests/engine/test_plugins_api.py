@@ -12,15 +12,14 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+from tests.support.plugins import write_distribution
 from toptune import contract, registry
 from toptune.cli import app
 from toptune.errors import PluginError
 from toptune.plugin_check import check_plugins
 from toptune.store import Store
 
-from .conftest import write_distribution
-
-EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "toptune-plugin-example"
+EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "toptune-plugin-example"
 PRE = {"input_size": 16, "interpolation": "bilinear", "crop_pct": 1.0, "mean": [0.5] * 3, "std": [0.5] * 3}
 
 

@@ -3,11 +3,10 @@ import sys
 
 import pytest
 
+from tests.support.plugins import write_distribution
 from toptune import registry
 from toptune.errors import DuplicatePluginError, ParamError, PluginError, UnknownPluginError
 from toptune.params import Param
-
-from .conftest import write_distribution
 
 GOOD_CLASSIFIER = '''
 import numpy as np

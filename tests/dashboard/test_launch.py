@@ -5,6 +5,8 @@ import tomllib
 
 import pytest
 
+from tests.support.dashboard import open_page, texts
+from tests.support.plugins import write_distribution
 from toptune import jobs, registry
 from toptune.spec import RunSpec
 from toptune.store import Store
@@ -13,9 +15,6 @@ from toptune.studies import compare as cmp
 from toptune.studies import robustness as rob
 from toptune.studies import selection as sel
 from toptune.sweeps.spec import SweepSpec
-
-from .conftest import write_distribution
-from .dashboard_support import open_page, texts
 
 
 @pytest.fixture

@@ -3,11 +3,10 @@
 import numpy as np
 import pytest
 
+from tests.support import dashboard_studies as studies
+from tests.support.dashboard import array, charts, frame_with, open_page, texts
 from toptune.store import Store
 from toptune.store.artifacts import artifact_path, read_table
-
-from . import dashboard_studies as studies
-from .dashboard_support import array, charts, frame_with, open_page, texts
 
 
 @pytest.fixture(scope="module")

@@ -6,8 +6,8 @@ pages only read the store, so the server needs none of the test's in-process plu
 
 import pytest
 
-from . import browser
-from .research_support import fill_studies
+from tests.support import browser
+from tests.support.research import fill_studies
 
 pytestmark = [
     pytest.mark.slow,

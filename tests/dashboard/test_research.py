@@ -2,10 +2,9 @@
 
 import pytest
 
+from tests.support.dashboard import array, charts, frame_with, open_page, texts
+from tests.support.research import fill_studies
 from toptune.store import Store
-
-from .dashboard_support import array, charts, frame_with, open_page, texts
-from .research_support import fill_studies
 
 PAGES = ("robustness", "selection")
 

@@ -10,12 +10,11 @@ import time
 
 import pytest
 
+from tests.support import browser
+from tests.support import dashboard_studies as studies
 from toptune import jobs
 from toptune.store import Store
 from toptune.sweeps.spec import SweepSpec
-
-from . import browser
-from . import dashboard_studies as studies
 
 pytestmark = [
     pytest.mark.slow,

@@ -6,9 +6,8 @@ Screenshots of each page go to this test's temporary folder (printed on failure 
 
 import pytest
 
+from tests.support import browser
 from toptune.store import Store
-
-from . import browser
 
 pytestmark = [
     pytest.mark.slow,

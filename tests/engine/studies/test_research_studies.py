@@ -3,6 +3,7 @@
 import pytest
 from typer.testing import CliRunner
 
+from tests.support.research import FINE, STAGED, TINY, registered
 from toptune import jobs
 from toptune.cli import app
 from toptune.errors import ParamError
@@ -10,8 +11,6 @@ from toptune.features.cache import FeatureCache
 from toptune.store import Store
 from toptune.studies import robustness as rob
 from toptune.studies import selection as sel
-
-from .research_support import FINE, STAGED, TINY, registered
 
 
 @pytest.fixture(autouse=True)

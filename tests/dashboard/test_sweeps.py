@@ -4,12 +4,11 @@ from datetime import timedelta
 
 import pytest
 
+from tests.support import dashboard_studies as studies
+from tests.support.dashboard import array, charts, frame_with, open_page, texts
 from toptune import jobs
 from toptune.dashboard.data import sweeps
 from toptune.store import Store
-
-from . import dashboard_studies as studies
-from .dashboard_support import array, charts, frame_with, open_page, texts
 
 
 @pytest.fixture(scope="module")

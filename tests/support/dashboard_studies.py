@@ -13,6 +13,7 @@ from typing import ClassVar
 import numpy as np
 import pytest
 
+from tests.support.dashboard import TINY, TinyBackbone
 from toptune import jobs, registry
 from toptune.errors import DatasetError
 from toptune.features.cache import FeatureCache
@@ -23,8 +24,6 @@ from toptune.spec import resolve
 from toptune.store import Store
 from toptune.studies import clustering
 from toptune.sweeps.spec import SweepSpec
-
-from .dashboard_support import TINY, TinyBackbone
 
 BACKBONE, DATASET = "dash-study-cnn", "dash-digits"
 CLASSES = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"]
