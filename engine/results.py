@@ -31,6 +31,10 @@ class RunResult:
     energy_kwh: float | None = None
     co2_g: float | None = None
     energy_source: str | None = None
+    model_bytes: int | None = None  # the saved model's files beside the store (None: no model was saved)
+    # Where a sweep cell ran: the Ray node's id and host (None outside sweeps).
+    node_id: str | None = None
+    node_host: str | None = None
     # Not columns: per-sample and per-epoch rows go to their own tables, artifacts beside the store.
     y_true: np.ndarray = field(default=None, repr=False, metadata={"column": False})
     y_pred: np.ndarray = field(default=None, repr=False, metadata={"column": False})

@@ -82,6 +82,12 @@ MIGRATIONS: list[list[str]] = [
         "ALTER TABLE runs ADD COLUMN sweep_id VARCHAR",
         "ALTER TABLE runs ADD COLUMN cell_key VARCHAR",
     ],
+    [
+        # Saved models (bytes on disk beside the store) and, for sweep cells, the Ray node that ran them.
+        "ALTER TABLE runs ADD COLUMN model_bytes BIGINT",
+        "ALTER TABLE runs ADD COLUMN node_id VARCHAR",
+        "ALTER TABLE runs ADD COLUMN node_host VARCHAR",
+    ],
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 
