@@ -42,7 +42,7 @@ def main() -> None:
     specs = sel.plan(args.dataset, args.backbone, sel.parse_fractions(args.fractions), args.rules.split(","),
                      args.seeds or preset["seeds"], params, preset="gpu")  # the gpu preset adds nothing: params rule
     t0 = time.perf_counter()
-    study = sel.run_study(specs, store, cache=FeatureCache(Path(tempfile.mkdtemp()) / "features"),
+    study = sel.STUDY.run(specs, store, cache=FeatureCache(Path(tempfile.mkdtemp()) / "features"),
                           progress=Progress() if args.quiet else TqdmProgress())
     setting = ", ".join(f"{k}={v}" for k, v in params.items())
     print(f"\n{args.dataset} · {args.backbone} · fine-tuned test accuracy · preset {args.preset} ({setting}) · "

@@ -18,6 +18,7 @@ PAGES = [
     ("sweeps.py", "Sweeps", ":material/grid_view:"),
     ("robustness.py", "Robustness", ":material/blur_on:"),
     ("selection.py", "Selection", ":material/filter_alt:"),
+    ("predict.py", "Predict", ":material/image_search:"),
     ("launch.py", "Launch", ":material/rocket_launch:"),
     ("sql.py", "SQL", ":material/terminal:"),
     ("plugins.py", "Plugins", ":material/extension:"),

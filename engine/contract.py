@@ -8,6 +8,7 @@ checked once it exists. Each function returns one sentence saying what is wrong,
 
 from __future__ import annotations
 
+import inspect
 import math
 from typing import Any
 
@@ -30,7 +31,29 @@ def class_problem(kind: str, cls: Any) -> str | None:
     variant_param = getattr(cls, "variant_param", None)
     if variant_param is not None and variant_param not in schema:
         return f"variant_param '{variant_param}' is not one of its params ({', '.join(schema) or 'none'})"
-    return _check_params_problem(cls, schema, owner)
+    return _init_problem(cls, schema) or _check_params_problem(cls, schema, owner)
+
+
+def _init_problem(cls: Any, schema: dict[str, Param]) -> str | None:
+    """The class is created with every parameter as a keyword argument: ``__init__`` must take each one, with
+    the schema's default where it sets one, so the defaults a user reads and the ones that run are the same."""
+    if not isinstance(cls, type) or cls.__init__ is object.__init__:
+        return f"its __init__ takes no parameters but params declares {', '.join(schema)}" if schema else None
+    try:
+        arguments = inspect.signature(cls.__init__).parameters
+    except (TypeError, ValueError):  # a C-implemented or otherwise opaque __init__: nothing to compare
+        return None
+    if any(a.kind is inspect.Parameter.VAR_KEYWORD for a in arguments.values()):
+        return None
+    for name, param in schema.items():
+        argument = arguments.get(name)
+        if argument is None or argument.kind not in (inspect.Parameter.POSITIONAL_OR_KEYWORD,
+                                                     inspect.Parameter.KEYWORD_ONLY):
+            return f"parameter '{name}' of params is not a keyword argument of __init__"
+        if argument.default is not inspect.Parameter.empty and argument.default != param.default:
+            return (f"parameter '{name}' defaults to {param.default!r} in params but to {argument.default!r} in "
+                    "__init__; make them the same")
+    return None
 
 
 def _check_params_problem(cls: Any, schema: dict[str, Param], owner: str) -> str | None:

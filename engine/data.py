@@ -1,10 +1,43 @@
-"""Dataset helpers shared by the methods: fixed subsets, metadata, the preprocessing actually used."""
+"""Dataset helpers: fixed subsets, metadata, the preprocessing actually used; ``to_rgb`` and ``ArraySplit`` for
+plugins (images converted alike everywhere, and images held in memory)."""
 
 from __future__ import annotations
 
 import numpy as np
 
 from . import registry
+
+
+def to_rgb(img):
+    """An RGB image; transparent areas become white rather than whatever colour hides under alpha 0."""
+    from PIL import Image
+
+    if img.mode == "RGB":
+        return img
+    if img.mode == "P" and "transparency" in img.info:
+        img = img.convert("RGBA")
+    if img.mode in ("RGBA", "LA", "PA"):
+        rgba = img.convert("RGBA")
+        background = Image.new("RGB", rgba.size, (255, 255, 255))
+        background.paste(rgba, mask=rgba.getchannel("A"))
+        return background
+    return img.convert("RGB")
+
+
+class ArraySplit:
+    """A dataset split of images held in memory as a (n, h, w) or (n, h, w, 3) uint8 array, handed out as RGB."""
+
+    def __init__(self, images: np.ndarray, labels: np.ndarray):
+        self.images = images
+        self.labels = np.asarray(labels).astype(np.int64)
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def __getitem__(self, index: int):
+        from PIL import Image
+
+        return Image.fromarray(self.images[index]).convert("RGB"), int(self.labels[index])
 
 
 def fixed_subset(labels: np.ndarray, limit: int | None, seed: int = 0) -> np.ndarray | None:

@@ -23,8 +23,11 @@ class PluginUnavailableError(PluginError):
     """A plugin's optional dependency is missing; the message says how to install it."""
 
 
-class ParamError(ToptuneError):
-    """A parameter has an unknown name or an invalid value."""
+class ParamError(ToptuneError, ValueError):
+    """A parameter has an unknown name or an invalid value.
+
+    Also a ValueError, the error scikit-learn-style callers expect for a bad argument.
+    """
 
 
 class DatasetError(ToptuneError):
@@ -37,6 +40,10 @@ class StoreError(ToptuneError):
 
 class SQLError(StoreError):
     """A user's SQL query was rejected or failed."""
+
+
+class ModelError(ToptuneError):
+    """A saved model cannot be used: none was saved, its files are damaged, or its backbone changed."""
 
 
 class SolverError(ToptuneError):

@@ -128,4 +128,33 @@ class Classifier(Protocol):
     def score(self, X: Any, y: Any) -> float: ...
 
 
+@runtime_checkable
+class SavableClassifier(Protocol):
+    """Optional for a classifier (plugin API v1): its fitted state saved with the run, so the run leaves a model.
+
+    ``state_version`` is an int bumped whenever what ``save_state`` writes changes meaning; toptune refuses
+    to load a state newer than the installed plugin's. ``save_state()`` returns ``(settings, arrays)``:
+    JSON-able values (class labels, chosen hyper-parameters) and named numpy arrays. Nothing else is
+    stored, and nothing is ever unpickled: the classmethod ``load_state(settings, arrays)`` rebuilds a
+    fitted instance from exactly those. ``scores_module()`` (optional too) returns a ``torch.nn.Module``
+    mapping float32 features ``(N, d)`` to per-class scores ``(N, C)`` whose argmax is ``predict``'s
+    choice; ``toptune export`` needs it to write the classifier into an ONNX or TorchScript file.
+
+    A classifier without these still runs; its run records why no model was saved.
+    """
+
+    state_version: ClassVar[int]
+
+    def save_state(self) -> tuple[dict, dict[str, np.ndarray]]: ...
+
+    @classmethod
+    def load_state(cls, settings: dict, arrays: dict[str, np.ndarray]) -> Classifier: ...
+
+
 PROTOCOLS = {"backbone": Backbone, "classifier": Classifier, "dataset": Dataset}
+
+
+def required_methods(kind: str) -> tuple[str, ...]:
+    """The methods a plugin of ``kind`` must have: those its Protocol above declares."""
+    return tuple(name for name, value in vars(PROTOCOLS[kind]).items()
+                 if callable(value) and not name.startswith("_"))

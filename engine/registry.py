@@ -23,15 +23,10 @@ from typing import Any
 from . import contract
 from . import params as P
 from .errors import DuplicatePluginError, PluginError, PluginUnavailableError, ToptuneError, UnknownPluginError
-from .protocols import API_VERSION
+from .protocols import API_VERSION, required_methods
 
 GROUPS = {"backbone": "toptune.backbones", "classifier": "toptune.classifiers", "dataset": "toptune.datasets"}
 
-_REQUIRED_METHODS = {
-    "backbone": ("build", "weights_digest"),
-    "classifier": ("fit", "predict", "score"),
-    "dataset": ("load", "fingerprint"),
-}
 LOCAL_DIST = "<in-process>"
 
 
@@ -214,7 +209,7 @@ def interface_problem(kind: str, cls: Any) -> str | None:
     if version > API_VERSION:
         return (f"written for plugin API v{version}, but this toptune supports v{API_VERSION}; "
                 "upgrade toptune or install an older version of the plugin")
-    for method in _REQUIRED_METHODS[kind]:
+    for method in required_methods(kind):
         if not callable(getattr(cls, method, None)):
             return f"missing method '{method}'"
     schema = getattr(cls, "params", None)

@@ -42,6 +42,8 @@ class RunResult:
     epochs: list = field(default_factory=list, repr=False, metadata={"column": False})
     # Per-run tables too large for the store (e.g. latent codes), written beside it.
     artifacts: dict = field(default_factory=dict, repr=False, metadata={"column": False})
+    # The trained model (``toptune.models.ModelFiles``), written beside the store as ``<run id>/model/``.
+    model: object = field(default=None, repr=False, metadata={"column": False})
 
     def record(self) -> dict:
         """The store's columns for this result."""

@@ -18,6 +18,8 @@ from .features.cache import FeatureCache
 from .measure.device import PeakMemory, pick_device
 from .measure.energy import PowerMeter
 from .methods import get_method
+from .models.files import write as write_model
+from .models.model import model_folder
 from .progress import Progress
 from .results import RunResult
 from .spec import ResolvedSpec, RunSpec, resolve
@@ -64,8 +66,20 @@ def start_record(rs: ResolvedSpec) -> dict:
 
 
 def record_result(store: Store, run_id: str, result: RunResult) -> None:
-    """Write a finished run: artifacts beside the store, then its row, predictions and epochs."""
-    write_artifacts(store.path, run_id, result.artifacts)
+    """Write a finished run: artifacts and model beside the store, then its row, predictions and epochs.
+
+    Files beside the store are a bonus: when one cannot be written (a full or read-only disk), the run is still
+    recorded, with the reason in its info.
+    """
+    try:
+        write_artifacts(store.path, run_id, result.artifacts)
+    except OSError as exc:
+        result.info["artifacts"] = f"not written: {exc}"
+    if result.model is not None:
+        try:
+            result.model_bytes = write_model(model_folder(store.path, run_id), result.model)
+        except OSError as exc:
+            result.info["model"] = f"not saved: {exc}"
     store.finish_run(run_id, result.record(), y_true=result.y_true, y_pred=result.y_pred, samples=result.samples,
                      epochs=result.epochs)
 

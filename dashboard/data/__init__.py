@@ -4,6 +4,8 @@ Pages call these and never open the store themselves (the SQL page's console asi
 keeps one shape: a short read-only connection per call under the store's shared lock.
 """
 
+from .models import load as load_model
+from .models import misclassified, model_runs
 from .runs import (
     CLUSTER_COLUMNS,
     FILTER_COLUMNS,
@@ -44,6 +46,9 @@ from .studies import (
 from .sweeps import sweep_jobs, sweep_runs
 
 __all__ = [
+    "load_model",
+    "misclassified",
+    "model_runs",
     "CLUSTER_COLUMNS",
     "FILTER_COLUMNS",
     "JSON_COLUMNS",

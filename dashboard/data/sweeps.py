@@ -31,6 +31,7 @@ STATUS_COLOURS = {"finished": "green", "failed": "red", "interrupted": "orange",
                   QUEUED: "gray", NOT_RUN: "gray"}
 LIVE_JOB_STATES = ("queued", "running")
 ERROR_CHARS = 400
+NODE_ID_CHARS = 12  # of a Ray node id's 56 hex digits: enough to tell a cluster's nodes apart
 
 
 @dataclass
@@ -133,6 +134,12 @@ def _score(run: dict | None) -> tuple[float | None, str]:
     return (float(purity), "purity") if purity is not None else (None, "")
 
 
+def _node(run: dict) -> str:
+    """Where a cell ran: the Ray node's host and the start of its id (nodes of one machine share the host)."""
+    host, node_id = run.get("node_host"), run.get("node_id")
+    return " · ".join(p for p in (host, node_id and f"id {node_id[:NODE_ID_CHARS]}") if p)
+
+
 def _hover(key: str, spec: dict, run: dict | None, status: str, score: tuple) -> str:
     """A cell's tooltip: its spec, status, result or error; HTML-escaped, since Plotly renders markup."""
     params = ", ".join(f"{k}={v}" for k, v in sorted((spec.get("params") or {}).items())) or "defaults"
@@ -140,6 +147,8 @@ def _hover(key: str, spec: dict, run: dict | None, status: str, score: tuple) ->
              f"params: {params}", f"status: {status}" + (f" · run {run['id']}" if run else "")]
     if score[0] is not None:
         lines.append(f"{score[1]}: {score[0]:.4f}")
+    if run and (run.get("node_host") or run.get("node_id")):
+        lines.append(f"node: {_node(run)}")
     if run and run.get("error"):
         error = run["error"]
         lines.append("error: " + (error[:ERROR_CHARS] + "…" if len(error) > ERROR_CHARS else error))

@@ -8,9 +8,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from toptune import jobs, registry
-from toptune.dashboard.launch.form import lines
-from toptune.errors import ToptuneError
+from toptune.dashboard.launch.form import lines, param_areas, plugin_choice, submit
 from toptune.params import parse_assignments
 from toptune.spec import DEFAULT_BACKBONE, DEFAULT_DATASET
 from toptune.studies import clustering
@@ -34,17 +32,11 @@ def payload(dataset: str, backbone: str, latents: str, seeds: int | None, preset
     return out
 
 
-def _select(label: str, kind: str, default: str, column) -> str:
-    names = registry.list_plugins(kind)
-    return column.selectbox(label, names, index=names.index(default) if default in names else 0,
-                            key=f"cluster_{kind}")
-
-
 def form(path) -> None:
     with st.form("cluster_form"):
         top = st.columns(4)
-        dataset = _select("Dataset", "dataset", DEFAULT_DATASET, top[0])
-        backbone = _select("Backbone", "backbone", DEFAULT_BACKBONE, top[1])
+        dataset = plugin_choice("Dataset", "dataset", DEFAULT_DATASET, top[0], "cluster")
+        backbone = plugin_choice("Backbone", "backbone", DEFAULT_BACKBONE, top[1], "cluster")
         latents = top[2].text_input("Latent sizes Z", ",".join(map(str, clustering.DEFAULT_LATENTS)),
                                     key="cluster_latents", help="comma-separated, e.g. 10,30,50")
         seeds = top[3].number_input("seeds", min_value=1, value=None, step=1, key="cluster_seeds",
@@ -53,24 +45,13 @@ def form(path) -> None:
         preset = middle[0].selectbox("Preset", ["auto", *clustering.PRESETS], key="cluster_preset", help=PRESET_HELP)
         pipelines = middle[1].multiselect("Pipelines", list(clustering.ROW_ORDER), list(clustering.ROW_ORDER),
                                           key="cluster_pipelines", format_func=clustering.ROW_NAMES.get)
-        areas = st.columns(3)
-        texts = [area.text_area(label, key=f"cluster_{key}", help=PARAMS_HELP, height=100, placeholder=hint)
-                 for area, (label, key, hint) in zip(areas, (
-                     ("Parameters, every run", "shared", "epochs=20"),
-                     ("Feature VAE and k-means only", "feature", "hidden=256,128"),
-                     ("Image VAE only", "image", "width=16")))]
+        texts = param_areas("cluster", (("Parameters, every run", "shared", "epochs=20"),
+                                        ("Feature VAE and k-means only", "feature", "hidden=256,128"),
+                                        ("Image VAE only", "image", "width=16")))
         export = st.checkbox("export latent codes (for the 2-D projections on **Clustering**)", value=True,
                              key="cluster_export")
         submitted = st.form_submit_button("Queue clustering study", type="primary", icon=":material/play_arrow:")
     if submitted:
-        _submit(path, lambda: payload(dataset, backbone, latents, seeds, preset, pipelines, *texts, export))
-
-
-def _submit(path, make) -> None:
-    try:
-        job_id = jobs.submit(path, "cluster", make())
-    except ToptuneError as exc:
-        st.error(f"Not queued: {exc}", icon=":material/error:")
-    else:
-        st.success(f"Queued clustering study as job `{job_id}`; the jobs below start a worker for it. Its "
-                   "results appear on **Clustering**.", icon=":material/check:")
+        submit(path, "cluster", lambda: payload(dataset, backbone, latents, seeds, preset, pipelines, *texts, export),
+               lambda job_id: f"Queued clustering study as job `{job_id}`; the jobs below start a worker for it. "
+                              "Its results appear on **Clustering**.")

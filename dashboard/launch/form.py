@@ -13,7 +13,7 @@ from typing import Any
 
 import streamlit as st
 
-from toptune import registry
+from toptune import jobs, registry
 from toptune.errors import ToptuneError
 from toptune.methods import METHODS
 from toptune.params import Param
@@ -168,3 +168,29 @@ def widget(f: Field, key: str) -> Any:
         high = None if param.max is None else int(param.max)
         return st.number_input(f.name, min_value=low, max_value=high, value=start, step=1, key=key, help=help_text)
     return st.text_input(f.name, value=start, key=key, help=help_text, placeholder=describe(param))
+
+
+def plugin_choice(label: str, kind: str, default: str, column, prefix: str) -> str:
+    """A select box of the installed plugins of ``kind``, starting at ``default``."""
+    names = registry.list_plugins(kind)
+    return column.selectbox(label, names, index=names.index(default) if default in names else 0,
+                            key=f"{prefix}_{kind}")
+
+
+def submit(path, kind: str, make, success) -> None:
+    """Queue ``make()``'s payload as a job of ``kind``; a bad value is shown inline and nothing is queued."""
+    try:
+        job_id = jobs.submit(path, kind, make())
+    except ToptuneError as exc:
+        st.error(f"Not queued: {exc}", icon=":material/error:")
+    else:
+        st.success(success(job_id), icon=":material/check:")
+
+
+PARAMS_HELP = "one key=value per line, as the CLI's --param; # starts a comment"
+
+
+def param_areas(prefix: str, areas: tuple[tuple[str, str, str], ...]) -> list[str]:
+    """Text areas of key=value lines side by side, one per (label, key, placeholder)."""
+    return [column.text_area(label, key=f"{prefix}_{key}", help=PARAMS_HELP, height=100, placeholder=hint)
+            for column, (label, key, hint) in zip(st.columns(len(areas)), areas)]

@@ -10,9 +10,8 @@ from __future__ import annotations
 
 import streamlit as st
 
-from toptune import jobs, registry
-from toptune.dashboard.launch.form import lines
-from toptune.errors import ToptuneError
+from toptune import registry
+from toptune.dashboard.launch.form import lines, param_areas, plugin_choice, submit
 from toptune.params import parse_assignments
 from toptune.research.data_selection import SELECT_RULES
 from toptune.research.shift import SHIFT_KINDS, SHIFT_SPLITS
@@ -50,17 +49,11 @@ def selection_payload(dataset: str, backbone: str, fractions: str, rules: list[s
     return out
 
 
-def _plugin(label: str, kind: str, default: str, column, prefix: str) -> str:
-    names = registry.list_plugins(kind)
-    return column.selectbox(label, names, index=names.index(default) if default in names else 0,
-                            key=f"{prefix}_{kind}")
-
-
 def _common(prefix: str) -> tuple[str, str, int | None, str]:
     """Dataset, backbone, number of seeds and preset: the first row of both forms."""
     top = st.columns(4)
-    dataset = _plugin("Dataset", "dataset", DEFAULT_DATASET, top[0], prefix)
-    backbone = _plugin("Backbone", "backbone", DEFAULT_BACKBONE, top[1], prefix)
+    dataset = plugin_choice("Dataset", "dataset", DEFAULT_DATASET, top[0], prefix)
+    backbone = plugin_choice("Backbone", "backbone", DEFAULT_BACKBONE, top[1], prefix)
     seeds = top[2].number_input("seeds", min_value=1, value=None, step=1, key=f"{prefix}_seeds",
                                 placeholder="the preset's", help="the study runs seeds 0..N-1")
     preset = top[3].selectbox("Preset", ["auto", *cmp.PRESETS], key=f"{prefix}_preset", help=PRESET_HELP)
@@ -83,12 +76,9 @@ def robustness_form(path) -> None:
                                          help="one fine-tuning run per level and seed (not with embedding)")
         classifiers = st.multiselect("Top-tuning classifiers", registry.list_plugins("classifier"),
                                      [DEFAULT_CLASSIFIER], key="robustness_classifiers")
-        areas = st.columns(3)
-        texts = [area.text_area(label, key=f"robustness_{key}", help=PARAMS_HELP, height=100, placeholder=hint)
-                 for area, (label, key, hint) in zip(areas, (
-                     ("Parameters, every run", "shared", "max_train=400"),
-                     ("Top-tuning runs only", "top", "classifier.M=500"),
-                     ("Fine-tuning runs only", "fine", "epochs=5")))]
+        texts = param_areas("robustness", (("Parameters, every run", "shared", "max_train=400"),
+                                           ("Top-tuning runs only", "top", "classifier.M=500"),
+                                           ("Fine-tuning runs only", "fine", "epochs=5")))
         submitted = st.form_submit_button("Queue robustness study", type="primary", icon=":material/play_arrow:")
     if submitted:
         _submit(path, "robustness", "Robustness", lambda: robustness_payload(
@@ -114,10 +104,5 @@ def selection_form(path) -> None:
 
 
 def _submit(path, kind: str, page: str, make) -> None:
-    try:
-        job_id = jobs.submit(path, kind, make())
-    except ToptuneError as exc:
-        st.error(f"Not queued: {exc}", icon=":material/error:")
-    else:
-        st.success(f"Queued {kind} job `{job_id}`; the jobs below start a worker for it. Its results appear "
-                   f"on **{page}**.", icon=":material/check:")
+    submit(path, kind, make, lambda job_id: f"Queued {kind} job `{job_id}`; the jobs below start a worker for it. "
+                                            f"Its results appear on **{page}**.")

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import streamlit as st
 
-from toptune import jobs, registry
-from toptune.dashboard.launch.form import lines
+from toptune import registry
+from toptune.dashboard.launch.form import lines, submit
 from toptune.errors import ParamError, ToptuneError
 from toptune.methods import METHODS
 from toptune.spec import DEFAULT_BACKBONE, DEFAULT_CLASSIFIER, DEFAULT_DATASET, resolve
@@ -97,12 +97,13 @@ def form(path) -> None:
 
 
 def _submit(path, make) -> None:
-    try:
+    queued = {}
+
+    def grid() -> dict:
         spec = make()
-        grid, n_cells = payload(spec)
-        job_id = jobs.submit(path, "sweep", grid)
-    except ToptuneError as exc:
-        st.error(f"Not queued: {exc}", icon=":material/error:")
-    else:
-        st.success(f"Queued sweep `{spec.sweep_id}` ({n_cells} cells) as job `{job_id}`; it runs on Ray in the "
-                   "background worker. Follow it on **Sweeps**.", icon=":material/check:")
+        queued["spec"], (payload_, queued["cells"]) = spec, payload(spec)
+        return payload_
+
+    submit(path, "sweep", grid, lambda job_id: f"Queued sweep `{queued['spec'].sweep_id}` ({queued['cells']} cells) "
+                                               f"as job `{job_id}`; it runs on Ray in the background worker. Follow it "
+                                               "on **Sweeps**.")

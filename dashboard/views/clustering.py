@@ -4,7 +4,7 @@ import pandas as pd
 import streamlit as st
 
 from toptune.dashboard import charts, data
-from toptune.dashboard.widgets.ui import no_store, pick_study, safely
+from toptune.dashboard.widgets.ui import nothing_yet, pick_study, safely
 from toptune.studies.clustering import ROW_ORDER
 
 PROJECTIONS = {"pca": "PCA", "tsne": "t-SNE"}
@@ -95,12 +95,8 @@ def scatter(points: pd.DataFrame, run: dict, method: str) -> None:
 
 studies = safely(data.load_studies, path)
 if not studies:
-    if path.exists():
-        st.info("No clustering study yet: `toptune cluster --dataset D --backbone B --export-latents`, or a "
-                "clustering study from **Launch**.")
-    else:
-        no_store(path)
-    st.stop()
+    nothing_yet(path, "No clustering study yet: `toptune cluster --dataset D --backbone B --export-latents`, or a "
+                      "clustering study from **Launch**.")
 
 study = pick_study(studies, study_label)
 purity_section(study)

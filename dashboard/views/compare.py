@@ -4,7 +4,7 @@ import streamlit as st
 
 from toptune.dashboard import charts, data
 from toptune.dashboard.widgets import filters
-from toptune.dashboard.widgets.ui import no_store, safely
+from toptune.dashboard.widgets.ui import nothing_yet, safely
 from toptune.studies.compare import VERDICTS
 
 FILTERS = ("dataset", "backbone", "classifier", "pretrain_source")
@@ -15,12 +15,8 @@ st.title("Fine-tune or top-tune?")
 runs = safely(data.load_runs, path)
 finished = runs[runs["status"] == "finished"] if not runs.empty else runs
 if finished.empty:
-    if path.exists():
-        st.info("No finished runs yet. `toptune compare` (or a comparison from **Launch**) runs both methods "
-                "on the same split and seeds.")
-    else:
-        no_store(path)
-    st.stop()
+    nothing_yet(path, "No finished runs yet. `toptune compare` (or a comparison from **Launch**) runs both methods "
+                      "on the same split and seeds.")
 
 chosen = filters.choose(finished, FILTERS)
 st.sidebar.caption("Filters apply to every chart; the URL keeps them, so a view can be shared.")

@@ -5,7 +5,7 @@ from functools import partial
 
 import streamlit as st
 
-from toptune import jobs, registry
+from toptune import jobs
 from toptune.dashboard import data
 from toptune.dashboard.launch import cluster as launch_cluster
 from toptune.dashboard.launch import form as lf
@@ -24,12 +24,6 @@ st.caption("Jobs run one at a time in a background worker process, never inside 
            "page does not stop them.")
 
 
-def choice(label: str, kind: str, default: str, column) -> str:
-    names = registry.list_plugins(kind)
-    return column.selectbox(label, names, index=names.index(default) if default in names else 0,
-                            key=f"launch_{kind}")
-
-
 def choose(mode: str) -> dict:
     """Method (or preset) and plugins, outside the form: they decide which fields the form has."""
     cols = st.columns(4)
@@ -40,10 +34,11 @@ def choose(mode: str) -> dict:
         picked["preset"] = cols[0].selectbox("Preset", ["auto", *cmp.PRESETS], key="launch_preset",
                                              help="auto = cpu without a CUDA device; cpu: 128 px, 3 epochs at lr "
                                                   "1e-3, 1 seed")
-    picked["dataset"] = choice("Dataset", "dataset", DEFAULT_DATASET, cols[1])
-    picked["backbone"] = choice("Backbone", "backbone", DEFAULT_BACKBONE, cols[2])
+    picked["dataset"] = lf.plugin_choice("Dataset", "dataset", DEFAULT_DATASET, cols[1], "launch")
+    picked["backbone"] = lf.plugin_choice("Backbone", "backbone", DEFAULT_BACKBONE, cols[2], "launch")
     needs_classifier = mode == cmp.STUDY.name or METHODS[picked.get("method", cmp.TOP)].uses_classifier
-    picked["classifier"] = choice("Classifier", "classifier", DEFAULT_CLASSIFIER, cols[3]) if needs_classifier else None
+    picked["classifier"] = (lf.plugin_choice("Classifier", "classifier", DEFAULT_CLASSIFIER, cols[3], "launch")
+                            if needs_classifier else None)
     return picked
 
 

@@ -4,7 +4,7 @@ import streamlit as st
 
 from toptune.dashboard import data
 from toptune.dashboard.widgets import filters, run_detail
-from toptune.dashboard.widgets.ui import badge_column, no_store, safely
+from toptune.dashboard.widgets.ui import badge_column, nothing_yet, safely
 
 LIVE_REFRESH_S = 2.0
 SORTABLE = ["created_at", "accuracy", "purity", "train_time_s", "dataset", "backbone", "classifier", "method", "status",
@@ -24,11 +24,7 @@ path = data.store_path()
 st.title("Runs")
 runs = safely(data.load_runs, path)
 if runs.empty:
-    if path.exists():
-        st.info("No runs in this store yet: start one from **Launch**.")
-    else:
-        no_store(path)
-    st.stop()
+    nothing_yet(path, "No runs in this store yet: start one from **Launch**.")
 
 chosen = filters.choose(runs, data.FILTER_COLUMNS)
 text = filters.search()

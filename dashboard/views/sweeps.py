@@ -8,7 +8,7 @@ import streamlit as st
 
 from toptune.dashboard import charts, data
 from toptune.dashboard.data import sweeps
-from toptune.dashboard.widgets.ui import no_store, safely
+from toptune.dashboard.widgets.ui import nothing_yet, safely
 
 LIVE_REFRESH_S = 2.0
 TABLE_CONFIG = {"score": st.column_config.NumberColumn(format="%.4f"), "hover": None, "score_name": None}
@@ -61,11 +61,7 @@ def grid(cells) -> None:
 
 known, all_runs = load()
 if not known:
-    if path.exists():
-        st.info("No sweep yet: `toptune sweep SPEC` on the command line, or a sweep from **Launch**.")
-    else:
-        no_store(path)
-    st.stop()
+    nothing_yet(path, "No sweep yet: `toptune sweep SPEC` on the command line, or a sweep from **Launch**.")
 
 labels = {s.sweep_id: sweeps.label(s) for s in known}
 # The URL names the sweep by id (?sweep=…) while the menu shows a readable label, so the binding is by hand.

@@ -28,6 +28,9 @@ def show(path, run_id: str) -> None:
     st.markdown(f"**{names}** · seed {run['seed']} · created {run['created_at']:%Y-%m-%d %H:%M:%S} UTC")
     if run.get("error"):
         st.error(run["error"])
+    if run.get("model_bytes"):
+        st.page_link("views/predict.py", label=f"Predict with this run's model ({run['model_bytes'] / 2**20:.1f} MB)",
+                     icon=":material/image_search:", query_params={"run": run_id})
     _metrics(run)
     clusters = run["method"] == "cluster"
     tabs = st.tabs(["Parameters", "Classes × clusters" if clusters else "Confusion matrix", "Epochs", "Info"])
@@ -35,6 +38,8 @@ def show(path, run_id: str) -> None:
         st.json(run.get("params") or {}, expanded=2)
     with tabs[1]:
         _confusion(path, run, clusters)
+        if not clusters and run["status"] == "finished":
+            _misclassified(path, run)
     with tabs[2]:
         _epochs(path, run_id, run["method"])
     with tabs[3]:
@@ -75,3 +80,17 @@ def _epochs(path, run_id: str, method: str) -> None:
         return
     st.plotly_chart(charts.epoch_figure(curves), key="epochs")
     st.dataframe(curves.drop(columns=["run_id"]), hide_index=True)
+
+
+def _misclassified(path, run: dict) -> None:
+    """Thumbnails of test images the run got wrong, read back from its dataset on request (it may be large)."""
+    if not st.toggle("Show misclassified test images", key=f"wrong_{run['id']}"):
+        return
+    wrong = safely(data.misclassified, path, run)
+    if not wrong:
+        st.caption("Every recorded test prediction is right.")
+        return
+    for start in range(0, len(wrong), 6):
+        for column, item in zip(st.columns(6), wrong[start:start + 6]):
+            column.image(item["image"], width=96,
+                         caption=f"#{item['sample']}: {item['true']} → {item['predicted']}")

@@ -14,7 +14,7 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from toptune.dashboard import charts, data
-from toptune.dashboard.widgets.ui import no_store, pick_study, safely
+from toptune.dashboard.widgets.ui import nothing_yet, pick_study, safely
 
 
 @dataclass(frozen=True)
@@ -73,8 +73,7 @@ def show(page: StudyPage) -> None:
     st.caption(page.caption)
     studies = safely(data.find_studies, path, page.study)
     if not studies:
-        st.info(page.empty) if path.exists() else no_store(path)
-        st.stop()
+        nothing_yet(path, page.empty)
     study = pick_study(studies, page.label)
     points = data.points_frame(study)
     st.subheader(page.chart_title(study))

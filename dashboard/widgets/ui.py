@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import streamlit as st
@@ -36,6 +37,12 @@ def badge_column(label: str, colours: dict[str, str]) -> st.column_config.Column
 def no_store(path) -> None:
     st.info(f"No store at `{path}` yet. Runs started from the **Launch** page, `toptune run` or "
             "`toptune compare` with this store create it.")
+
+
+def nothing_yet(path, hint: str) -> None:
+    """The page has nothing to show: say what would fill it (or that there is no store yet), and stop."""
+    st.info(hint) if Path(path).exists() else no_store(path)
+    st.stop()
 
 
 def pick_study(studies: list, label) -> object:

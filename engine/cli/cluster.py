@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import typer
@@ -11,8 +10,8 @@ from rich.table import Table
 
 from ..params import parse_assignments
 from ..spec import DEFAULT_BACKBONE, DEFAULT_DATASET
-from ..store import Store
-from .common import CacheOpt, Commands, DataOpt, ParamOpt, QuietOpt, StoreOpt, out, progress, with_data
+from . import options as opt
+from .common import Commands, out, print_done, run_study, with_data
 
 commands = Commands()
 register = commands.register
@@ -40,22 +39,21 @@ def cluster(
     dataset: str = typer.Option(DEFAULT_DATASET, help="dataset plugin"),
     backbone: str = typer.Option(DEFAULT_BACKBONE, help="backbone whose features the feature VAE and k-means use"),
     latent: str = typer.Option("10,30,50,100,500", help="latent sizes Z, comma-separated"),
-    seeds: int | None = typer.Option(None, min=1, help="seeds 0..N-1 [default: 3 (gpu preset), 1 (cpu)]"),
+    seeds: int | None = opt.Seeds,
     preset: str = typer.Option("auto", help="auto (cpu without CUDA) | gpu (method defaults) | cpu (128 px "
                                "features, 15/10 epochs, narrow image VAE)"),
     pipelines: str = typer.Option("image-vae,feature-vae,kmeans", help="which rows to run"),
-    param: list[str] = ParamOpt,
+    param: list[str] = opt.Param,
     feature_param: list[str] = typer.Option([], "--feature-param", help="key=value for feature VAE and k-means"),
     image_param: list[str] = typer.Option([], "--image-param", help="key=value for the image VAE"),
     export_latents: bool = typer.Option(False, "--export-latents", help="write each run's latent codes to "
                                         "<store>.artifacts/<run id>/latent.parquet"),
-    data: str | None = DataOpt,
-    store: Path | None = StoreOpt,
-    cache_dir: Path | None = CacheOpt,
-    quiet: bool = QuietOpt,
+    data: str | None = opt.Data,
+    store: Path | None = opt.Store,
+    cache_dir: Path | None = opt.Cache,
+    quiet: bool = opt.Quiet,
 ):
     """Unsupervised transfer: VAE on frozen features vs VAE on pixels vs k-means, per latent size Z."""
-    from ..features.cache import FeatureCache
     from ..studies import clustering
 
     shared = with_data(parse_assignments(param), data)
@@ -64,9 +62,8 @@ def cluster(
     specs = clustering.plan(dataset, backbone, clustering.parse_latents(latent), seeds, shared,
                             parse_assignments(feature_param), parse_assignments(image_param),
                             [p.strip() for p in pipelines.split(",") if p.strip()], preset)
-    st, t0 = Store(store), time.perf_counter()
-    study = clustering.run_study(specs, st, cache=FeatureCache(cache_dir), progress=progress(quiet))
+    study, st, seconds = run_study(clustering.STUDY, specs, store, cache_dir, quiet)
     _wide(24 + 28 * max(len(study.latents), 1)).print(study_table(study))
-    out.print(f"{len(study.run_ids)} runs in {time.perf_counter() - t0:.0f} s · store: {st.path.resolve()}")
+    print_done(study, st, seconds)
     if export_latents:
         out.print(f"latent codes: {st.path}.artifacts/<run id>/latent.parquet")

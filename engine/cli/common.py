@@ -6,22 +6,25 @@ from __future__ import annotations
 import functools
 import os
 import sys
+import time
 
 import click
 import typer
 from rich.console import Console
+from rich.table import Table
+from rich.text import Text
 
 from ..errors import ToptuneError
 
-# Piped output (CI logs, files) gets room for whole tables instead of rich's 80-column default.
-out = Console(width=None if sys.stdout.isatty() else 160)
-err = Console(stderr=True, width=None if sys.stderr.isatty() else 160)
 
-StoreOpt = typer.Option(None, "--store", envvar="TOPTUNE_STORE", help="DuckDB store file [default: ./toptune.duckdb]")
-CacheOpt = typer.Option(None, envvar="TOPTUNE_CACHE_DIR", help="feature cache folder")
-QuietOpt = typer.Option(False, "--quiet", "-q", help="no progress bars")
-ParamOpt = typer.Option([], "--param", "-p", help="key=value for every run (repeatable)")
-DataOpt = typer.Option(None, help="dataset path (shortcut for --param dataset.path=...)")
+def _width(stream) -> int | None:
+    """A terminal's own width, or $COLUMNS; piped output (CI logs, files) gets 160 instead of rich's 80."""
+    return None if stream.isatty() or os.environ.get("COLUMNS") else 160
+
+
+out = Console(width=_width(sys.stdout))
+err = Console(stderr=True, width=_width(sys.stderr))
+
 
 
 def guarded(fn):
@@ -32,17 +35,18 @@ def guarded(fn):
         try:
             return fn(*args, **kwargs)
         except ToptuneError as exc:
-            err.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+            err.print(Text("error: ", style="bold red") + plain(exc), highlight=False, soft_wrap=True)
             raise typer.Exit(exc.exit_code) from None
         except KeyboardInterrupt:
-            err.print("[yellow]interrupted[/]")
+            err.print(Text("interrupted", style="yellow"))
             raise typer.Exit(130) from None
         except (click.exceptions.Exit, click.exceptions.Abort, click.exceptions.ClickException, SystemExit):
             raise
         except Exception as exc:  # a bug, or a plugin's own failure: one line, the traceback on request
             if os.environ.get("TOPTUNE_DEBUG"):
                 raise
-            err.print(f"[bold red]error:[/] {type(exc).__name__}: {exc} (TOPTUNE_DEBUG=1 shows the traceback)",
+            err.print(Text("error: ", style="bold red") + plain(f"{type(exc).__name__}: {exc} "
+                                                                 "(TOPTUNE_DEBUG=1 shows the traceback)"),
                       highlight=False, soft_wrap=True)
             raise typer.Exit(1) from None
 
@@ -75,7 +79,8 @@ class Commands:
             app.add_typer(sub_app, name=name)
 
 
-def fmt(value, digits=4) -> str:
+def cell(value, digits=4) -> str:
+    """A table cell: empty for None, 4 significant digits for floats."""
     if value is None:
         return ""
     if isinstance(value, float):
@@ -98,3 +103,49 @@ def with_data(params: dict, data: str | None, key: str = "dataset.path") -> dict
 
 def csv_list(text: str | None) -> list[str]:
     return [v.strip() for v in (text or "").split(",") if v.strip()]
+
+
+def run_study(study, specs: list, store, cache_dir, quiet: bool) -> tuple:
+    """Run a planned study through the engine: (its summary, the Store, seconds), with progress unless quiet."""
+    from ..features.cache import FeatureCache
+    from ..store import Store
+
+    st, t0 = Store(store), time.perf_counter()
+    summary = study.run(specs, st, cache=FeatureCache(cache_dir), progress=progress(quiet))
+    return summary, st, time.perf_counter() - t0
+
+
+def print_done(summary, st, seconds: float) -> None:
+    out.print(f"{len(summary.run_ids)} runs in {seconds:.0f} s · store: {st.path.resolve()}", markup=False,
+              highlight=False, soft_wrap=True)
+
+
+# Rich reads "[...]" in text as markup; data, users' words and exceptions are printed as they are.
+def plain(text) -> Text:
+    return Text("" if text is None else str(text))
+
+
+def fitted_table(columns: list[tuple[str, str, bool]], rows: list[dict], title: str | None = None,
+                 width: int | None = None, styles: dict | None = None) -> Table:
+    """A table of ``columns`` (key, header, numeric) that fits ``width`` (the terminal's by default).
+
+    Columns go, last listed first, until the rest fit; the first two always stay. Cells are printed literally
+    and numbers are never cut: a column is either shown whole or left out (a note says which were left out).
+    ``styles`` maps a key to a function of the cell's text giving its style.
+    """
+    width = width or out.width
+    shown = list(columns)
+    natural = {key: max([len(header)] + [len(row.get(key, "")) for row in rows]) for key, header, _ in columns}
+    while len(shown) > 2 and sum(natural[k] + 3 for k, _, _ in shown) + 1 > width:
+        shown.pop()
+    dropped = [header for key, header, _ in columns if (key, header) not in [(k, h) for k, h, _ in shown]]
+    caption = f"left out to fit {width} columns: {', '.join(dropped)} (widen the terminal, or --json)" \
+        if dropped else None
+    table = Table(title=title, header_style="bold", caption=caption, caption_justify="left")
+    for key, header, numeric in shown:
+        table.add_column(header, justify="right" if numeric else "left", no_wrap=True,
+                         min_width=natural[key] if numeric else None)
+    for row in rows:
+        table.add_row(*[Text(row.get(key, ""), style=(styles or {}).get(key, lambda _: "")(row.get(key, "")))
+                        for key, _, _ in shown])
+    return table

@@ -10,7 +10,8 @@ from pathlib import Path
 import typer
 
 from ..store import Store
-from .common import Commands, StoreOpt, out
+from . import options as opt
+from .common import Commands, out
 
 commands = Commands()
 register = commands.register
@@ -38,13 +39,14 @@ def serve(store: Path, port: int = 8501, address: str = "localhost") -> None:
 
 @commands.command()
 def dashboard(
-    store: Path | None = StoreOpt,
+    store: Path | None = opt.Store,
     port: int = typer.Option(8501, min=1, max=65535, help="port to serve on"),
     address: str = typer.Option("localhost", help="address to listen on (0.0.0.0: every interface)"),
 ):
     """Open the web dashboard: runs, comparisons, launching runs, SQL, plugins."""
     path = Store(store).path  # constructing a Store opens nothing
-    out.print(f"dashboard on http://{address}:{port} · store {path.resolve()} · Ctrl-C stops it")
+    out.print(f"dashboard on http://{address}:{port} · store {path.resolve()} · Ctrl-C stops it", markup=False,
+              soft_wrap=True)
     sys.stdout.flush()
     serve(path, port, address)
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import typer
@@ -10,8 +9,8 @@ from rich.table import Table
 
 from ..params import parse_assignments
 from ..spec import DEFAULT_BACKBONE, DEFAULT_DATASET
-from ..store import Store
-from .common import CacheOpt, Commands, DataOpt, ParamOpt, QuietOpt, StoreOpt, csv_list, out, progress, with_data
+from . import options as opt
+from .common import Commands, csv_list, out, print_done, run_study, with_data
 
 commands = Commands()
 register = commands.register
@@ -38,30 +37,28 @@ def robustness(
     shift_on: str = typer.Option("test", help="which split is shifted: train | test | both"),
     classifiers: str = typer.Option("kernel", help="top-tuning classifiers, comma-separated"),
     with_fine_tune: bool = typer.Option(False, "--with-fine-tune", help="also fine-tune at every level"),
-    seeds: int | None = typer.Option(None, min=1, help="seeds 0..N-1 [default: 3 (gpu preset), 1 (cpu)]"),
+    seeds: int | None = opt.Seeds,
     preset: str = typer.Option("auto", help="auto | gpu | cpu (128 px, 3 fine-tuning epochs), as for compare"),
-    param: list[str] = ParamOpt,
-    top_param: list[str] = typer.Option([], "--top-param", help="key=value for top-tuning runs only"),
-    fine_param: list[str] = typer.Option([], "--fine-param", help="key=value for fine-tuning runs only"),
-    data: str | None = DataOpt,
-    store: Path | None = StoreOpt,
-    cache_dir: Path | None = CacheOpt,
-    quiet: bool = QuietOpt,
+    param: list[str] = opt.Param,
+    top_param: list[str] = opt.TopParam,
+    fine_param: list[str] = opt.FineParam,
+    data: str | None = opt.Data,
+    store: Path | None = opt.Store,
+    cache_dir: Path | None = opt.Cache,
+    quiet: bool = opt.Quiet,
 ):
     """Accuracy as the data drifts: one run per shift level and method/classifier, linked by a study_id."""
-    from ..features.cache import FeatureCache
     from ..studies import robustness as rob
 
     shared = with_data(parse_assignments(param), data)
     values = rob.parse_levels(levels, shift) if levels else None
     specs = rob.plan(dataset, backbone, shift, values, csv_list(classifiers), with_fine_tune, seeds, shift_on, shared,
                      parse_assignments(top_param), parse_assignments(fine_param), preset)
-    st, t0 = Store(store), time.perf_counter()
-    study = rob.run_study(specs, st, cache=FeatureCache(cache_dir), progress=progress(quiet))
+    study, st, seconds = run_study(rob.STUDY, specs, store, cache_dir, quiet)
     title = (f"{study.dataset} · {study.backbone} · {study.shift} on {study.shift_on} · study {study.study_id} · "
              "test accuracy")
     out.print(_levels_table(title, "method", [f"{level:g}" for level in study.levels], study.table()))
-    out.print(f"{len(study.run_ids)} runs in {time.perf_counter() - t0:.0f} s · store: {st.path.resolve()}")
+    print_done(study, st, seconds)
 
 
 @commands.command("select-study")
@@ -71,23 +68,21 @@ def select_study(
     fractions: str = typer.Option("0.25,0.5", help="subset sizes as fractions of train, comma-separated"),
     rules: str = typer.Option("entropy-high,entropy-low,random", help="selection rules to compare "
                               "(random, entropy-high, entropy-low, error)"),
-    seeds: int | None = typer.Option(None, min=1, help="seeds 0..N-1 [default: 3 (gpu preset), 1 (cpu)]"),
+    seeds: int | None = opt.Seeds,
     preset: str = typer.Option("auto", help="auto | gpu | cpu (128 px, 3 epochs at lr 1e-3), as for compare"),
-    param: list[str] = ParamOpt,
-    data: str | None = DataOpt,
-    store: Path | None = StoreOpt,
-    cache_dir: Path | None = CacheOpt,
-    quiet: bool = QuietOpt,
+    param: list[str] = opt.Param,
+    data: str | None = opt.Data,
+    store: Path | None = opt.Store,
+    cache_dir: Path | None = opt.Cache,
+    quiet: bool = opt.Quiet,
 ):
     """Fine-tune on subsets chosen by entropy or at random, at equal sizes, linked by a study_id."""
-    from ..features.cache import FeatureCache
     from ..studies import selection as sel
 
     shared = with_data(parse_assignments(param), data)
     specs = sel.plan(dataset, backbone, sel.parse_fractions(fractions), csv_list(rules), seeds, shared, preset)
-    st, t0 = Store(store), time.perf_counter()
-    study = sel.run_study(specs, st, cache=FeatureCache(cache_dir), progress=progress(quiet))
+    study, st, seconds = run_study(sel.STUDY, specs, store, cache_dir, quiet)
     columns = [f"{f:g} ({study.subset_sizes[f]} images)" for f in study.fractions]
     out.print(_levels_table(f"{study.dataset} · {study.backbone} · study {study.study_id} · fine-tuned test accuracy",
                             "rule", columns, study.table()))
-    out.print(f"{len(study.run_ids)} runs in {time.perf_counter() - t0:.0f} s · store: {st.path.resolve()}")
+    print_done(study, st, seconds)

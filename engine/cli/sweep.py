@@ -10,7 +10,8 @@ from rich.table import Table
 from ..errors import ParamError
 from ..store import Store
 from ..sweeps.spec import PAPER_PRESET, SweepSpec, grid_params
-from .common import CacheOpt, Commands, StoreOpt, csv_list, out, progress
+from . import options as opt
+from .common import Commands, csv_list, out, progress
 
 commands = Commands()
 register = commands.register
@@ -36,16 +37,20 @@ def sweep(
     seeds: int = typer.Option(1, min=1, help="seeds 0..N-1 (with flags)"),
     param: list[str] = typer.Option([], "--param", "-p", help="key=value, or key=a,b,c for a grid axis"),
     address: str | None = typer.Option(None, envvar="RAY_ADDRESS", help="Ray cluster address [default: local Ray]"),
+    ray_token_file: Path | None = typer.Option(None, "--ray-token-file",
+                                               help="file holding the cluster's auth token ('ray get-auth-token' "
+                                                    "on the head); else RAY_AUTH_TOKEN, RAY_AUTH_TOKEN_PATH or "
+                                                    "~/.ray/auth_token, as Ray looks"),
     max_concurrent: int | None = typer.Option(None, min=1,
                                               help="cells in flight at most [default: CPUs / cpus-per-task]"),
     cpus_per_task: int = typer.Option(1, min=1, help="CPUs (and torch threads) per cell"),
-    store: Path | None = StoreOpt,
-    cache_dir: Path | None = CacheOpt,
+    store: Path | None = opt.Store,
+    cache_dir: Path | None = opt.Cache,
     dry_run: bool = typer.Option(False, "--dry-run", help="print the cells and exit"),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="no progress bar"),
 ):
     """Run a grid of datasets × backbones × methods × classifiers × params × seeds on Ray; resumable."""
-    from ..sweeps.driver import preflight
+    from ..sweeps.driver import connect, preflight
     from ..sweeps.driver import sweep as run_sweep
 
     if preset == "paper":
@@ -65,9 +70,11 @@ def sweep(
                       f"seed {s.seed}  {s.params}", highlight=False)
         out.print(f"{len(cells)} cells · sweep {spec.sweep_id}")
         return
+    if address:  # a cluster that cannot be joined says so before the datasets load
+        connect(address, token_file=ray_token_file)
     preflight(spec)
     report = run_sweep(spec, st, cache_dir=cache_dir, max_concurrent=max_concurrent, cpus_per_task=cpus_per_task,
-                       progress=progress(quiet), address=address)
+                       progress=progress(quiet), address=address, token_file=ray_token_file)
     table = Table(title=f"sweep {report.sweep_id}", header_style="bold")
     for col in ("cells", "already done", "finished", "failed", "interrupted", "seconds"):
         table.add_column(col, justify="right")

@@ -31,6 +31,8 @@ class LayerExtractor(torch.nn.Module):
     def __init__(self, body: torch.nn.Module, layers: list[str], with_output: bool):
         super().__init__()
         self.body, self.layers, self.with_output = body, list(layers), with_output
+        # Stopping the forward pass by an exception saves time, but a traced export must see a plain pass.
+        self.stop_early = True
         modules = dict(body.named_modules())
         missing = [n for n in self.layers if n not in modules]
         if missing:
@@ -44,7 +46,7 @@ class LayerExtractor(torch.nn.Module):
             if isinstance(output, (tuple, list)):
                 output = output[0]
             self._seen.setdefault(layer, spatial_mean(output))  # a module called twice counts once, first
-            if not self.with_output and len(self._seen) == len(self.layers):
+            if self.stop_early and not self.with_output and len(self._seen) == len(self.layers):
                 raise _Enough
 
         return hook

@@ -72,12 +72,23 @@ def feature_module(backbone, name: str, run: dict):
     return LayerExtractor(body, layers, with_output=kind == FNE)
 
 
-def standardise(train: np.ndarray, test: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Both splits scaled with the training split's per-feature mean and std (constant features become 0)."""
+def statistics(train: np.ndarray) -> dict[str, np.ndarray]:
+    """The training split's per-feature mean and std (float64); a constant feature gets std = inf, so it
+    standardises to 0. Saved with an ``fne`` model, which applies them to every new image."""
     mean = train.mean(axis=0, dtype=np.float64)
     std = train.std(axis=0, dtype=np.float64)
     std[std <= 1e-12 * np.maximum(1.0, np.abs(mean))] = np.inf
-    return ((train - mean) / std).astype(np.float32), ((test - mean) / std).astype(np.float32)
+    return {"mean": mean, "std": std}
+
+
+def standardised(x: np.ndarray, stats: dict[str, np.ndarray]) -> np.ndarray:
+    return ((x - stats["mean"]) / stats["std"]).astype(np.float32)
+
+
+def standardise(train: np.ndarray, test: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Both splits scaled with the training split's per-feature mean and std (constant features become 0)."""
+    stats = statistics(train)
+    return standardised(train, stats), standardised(test, stats)
 
 
 def discretise(z: np.ndarray, low: float = FNE_LOW, high: float = FNE_HIGH) -> np.ndarray:
@@ -92,11 +103,22 @@ def full_network_embedding(train: np.ndarray, test: np.ndarray) -> tuple[np.ndar
     return discretise(z_train), discretise(z_test)
 
 
+def fit(run: dict, train: np.ndarray) -> dict[str, np.ndarray]:
+    """What a feature mode learns from the training features (``fne``: their statistics; others: nothing)."""
+    return statistics(train) if (run.get("feature_mode") or POOLED) == FNE else {}
+
+
+def transform(mode: str, x: np.ndarray, state: dict[str, np.ndarray]) -> np.ndarray:
+    """Features of new images as the classifier saw the training ones."""
+    return discretise(standardised(x, state)) if mode == FNE else x
+
+
 def finish(run: dict, train, test) -> tuple:
     """(train, test, info): the classifier's inputs from the activations of both splits (cached, then
     offset by any embedding shift): an ``fne`` run standardises them with train statistics and discretises."""
     mode = run.get("feature_mode") or POOLED
-    if mode == FNE:
-        x_train, x_test = full_network_embedding(train.features, test.features)
-        train, test = dataclasses.replace(train, features=x_train), dataclasses.replace(test, features=x_test)
+    state = fit(run, train.features)
+    if state:
+        train = dataclasses.replace(train, features=transform(mode, train.features, state))
+        test = dataclasses.replace(test, features=transform(mode, test.features, state))
     return train, test, {"feature_mode": mode}

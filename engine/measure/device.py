@@ -5,18 +5,36 @@ from __future__ import annotations
 import os
 import threading
 from contextlib import contextmanager
+from typing import TYPE_CHECKING
 
 from ..errors import ParamError
 
-
-def pick_device(requested: str = "auto") -> str:
+if TYPE_CHECKING:
     import torch
 
-    if requested in (None, "auto"):
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if requested.startswith("cuda") and not torch.cuda.is_available():
-        raise ParamError(f"device '{requested}' requested but CUDA is not available here; use --param device=cpu")
-    return requested
+
+def resolve_device(requested: str | torch.device | None = "auto") -> torch.device:
+    """None or 'auto' means CUDA when present; asking for CUDA without it is an error, not a silent fallback.
+
+    Raises ParamError, which is also a ValueError, for a device torch does not know or CUDA that is absent.
+    """
+    import torch  # imported here: the rest of this module, and so its importers, need no torch
+
+    if requested is None or requested == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(requested)
+    except (RuntimeError, TypeError):
+        raise ParamError(f"unknown device {requested!r}; use device=cpu, cuda or auto") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ParamError(f"device '{device}' was requested but CUDA is not available here; "
+                         "use device=cpu or device=auto")
+    return device
+
+
+def pick_device(requested: str | None = "auto") -> str:
+    """``resolve_device`` as a string ('cpu', 'cuda', 'cuda:1'), for run records and the CLI."""
+    return str(resolve_device(requested))
 
 
 class PeakMemory:

@@ -19,6 +19,7 @@ from .. import registry
 from ..data import dataset_info, fixed_subset, holdout, preprocessing
 from ..errors import DatasetError, ParamError
 from ..features.extract import DecodedSplit, build_transform, collate
+from ..models import save
 from ..params import Param
 from ..progress import Progress
 from ..research import data_selection, shift
@@ -47,7 +48,7 @@ PARAMS = {
     "rotation": Param("float", 10.0, "random rotation range in degrees (0 = off)", min=0.0, max=180.0),
     "color_jitter": Param("float", 0.2, "brightness/contrast/saturation jitter strength (0 = off)",
                           min=0.0, max=1.0),
-    **shift.SHIFT_PARAMS, **data_selection.SELECT_PARAMS,
+    **save.SAVE_PARAM, **shift.SHIFT_PARAMS, **data_selection.SELECT_PARAMS,
 }
 
 
@@ -111,7 +112,7 @@ def _network(backbone, n_classes: int, pre: dict, freeze: str | None):
     if not dim:
         with torch.no_grad():
             dim = body.eval()(torch.zeros(1, 3, pre["input_size"], pre["input_size"])).shape[1]
-    return torch.nn.Sequential(body, torch.nn.Linear(int(dim), n_classes)), int(dim)
+    return save.network(body, dim, n_classes), int(dim)
 
 
 def _loader(split, transform, indices, batch_size, num_workers, shuffle=False, seed=0):
@@ -284,6 +285,7 @@ def fine_tune(rs, cache, device: str, progress: Progress) -> RunResult:
         n_train=int(len(train_idx)), n_test=int(len(seen)), n_classes=len(splits.classes), feature_dim=dim,
         cache_hit=None, pretrain_source=getattr(backbone, "pretrain_source", None), params=params, info=info,
         y_true=test_labels[seen], y_pred=y_pred, samples=seen, epochs=epochs,
+        model=save.fine_tuned(rs, backbone, model, splits.classes, pre, dim) if run["save_model"] else None,
     )
 
 

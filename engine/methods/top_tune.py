@@ -12,12 +12,13 @@ from ..errors import DatasetError
 from ..features import modes
 from ..features.cache import FeatureCache, RecordingCache
 from ..features.source import FeatureSource
+from ..models import save
 from ..progress import Progress, reporting
 from ..research import shift
 from ..results import RunResult
 from .base import CACHE_PARAM, COMMON_PARAMS, Method
 
-PARAMS = {**COMMON_PARAMS, **CACHE_PARAM, **modes.FEATURE_PARAMS, **shift.SHIFT_PARAMS}
+PARAMS = {**COMMON_PARAMS, **CACHE_PARAM, **save.SAVE_PARAM, **modes.FEATURE_PARAMS, **shift.SHIFT_PARAMS}
 
 
 def check(run: dict) -> None:
@@ -59,6 +60,7 @@ def top_tune(rs, cache: FeatureCache | None, device: str, progress: Progress) ->
     spec, run = rs.spec, rs.params["run"]
     splits, backbone, source, train, test = split_features(rs, cache, device, progress)
     train, test, shift_info = shift.offset_features(run, train, test)
+    mode_state = modes.fit(run, train.features) if run["save_model"] else {}
     train, test, mode_info = modes.finish(run, train, test)
     info = {**dataset_info(splits), **mode_info, **shift_info}
     if len(np.unique(train.labels)) < 2:
@@ -78,6 +80,12 @@ def top_tune(rs, cache: FeatureCache | None, device: str, progress: Progress) ->
                 preprocessing=source.pre, weights_digest=backbone.weights_digest())
     params = {ns: dict(values) for ns, values in rs.params.items()}
     params["classifier"].update(chosen_params(clf, type(clf).params))
+    model = None
+    if run["save_model"]:
+        model, why = save.top_tuned(rs, backbone, source.pre, clf, splits.classes, mode_state,
+                                    train.features.shape[1])
+        if why:
+            info["model"] = why
     return RunResult(
         accuracy=float(np.mean(y_pred == test.labels)),
         train_time_s=train.extract_time_s + fit_time,
@@ -88,7 +96,7 @@ def top_tune(rs, cache: FeatureCache | None, device: str, progress: Progress) ->
         n_train=len(train.labels), n_test=len(test.labels), n_classes=len(splits.classes),
         feature_dim=int(train.features.shape[1]), cache_hit=train.cache_hit and test.cache_hit,
         pretrain_source=getattr(backbone, "pretrain_source", None), params=params, info=info,
-        y_true=test.labels, y_pred=y_pred, samples=test.indices,
+        y_true=test.labels, y_pred=y_pred, samples=test.indices, model=model,
     )
 
 

@@ -1,26 +1,28 @@
 """Kernel functions in torch, and the median heuristic for the bandwidth.
 
 Gaussian: ``exp(-|x - z|² / 2σ²)``; Laplacian: ``exp(-|x - z| / σ)``; linear: ``x·z``.
+
+Each kernel is one ``Kernel`` entry of a single table: how to form its matrix from points, how to form it
+from squared distances (None when it is no function of distances), and the inverse bandwidth that scales
+its argument (None when it has no bandwidth), which a solver checks against overflow before forming it.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
+
 import torch
 
-KERNELS = ("gaussian", "laplacian", "linear")
 
+@dataclass(frozen=True)
+class Kernel:
+    """One kernel function: ``matrix(X, Z, sigma, out)``, ``from_squared(sq, sigma)``, ``inverse_bandwidth(sigma)``."""
 
-def kernel_matrix(X: torch.Tensor, Z: torch.Tensor, kernel: str = "gaussian", sigma: float | None = 1.0,
-                  out: torch.Tensor | None = None) -> torch.Tensor:
-    """``K[i, j] = k(X[i], Z[j])`` as one dense matrix (written into ``out`` when given); callers bound its
-    size by passing row blocks."""
-    if kernel == "linear":
-        return torch.mm(X, Z.T, out=out)
-    if kernel == "gaussian":
-        return _scaled_negative_distances(X, Z, 0.5 / sigma**2, out).exp_()
-    if kernel == "laplacian":
-        return _scaled_negative_distances(X, Z, 1.0, out).neg_().sqrt_().mul_(-1.0 / sigma).exp_()
-    raise ValueError(f"unknown kernel {kernel!r} (choose from {', '.join(KERNELS)})")
+    name: str
+    matrix: Callable[[torch.Tensor, torch.Tensor, float | None, torch.Tensor | None], torch.Tensor]
+    from_squared: Callable[[torch.Tensor, float], torch.Tensor] | None = None
+    inverse_bandwidth: Callable[[float], float] | None = None
 
 
 def _scaled_negative_distances(X: torch.Tensor, Z: torch.Tensor, scale: float,
@@ -35,18 +37,68 @@ def _scaled_negative_distances(X: torch.Tensor, Z: torch.Tensor, scale: float,
     return out.clamp_max_(0.0)
 
 
+def _gaussian_inverse_bandwidth(sigma: float) -> float:
+    return 0.5 / sigma**2
+
+
+def _gaussian(X: torch.Tensor, Z: torch.Tensor, sigma: float, out: torch.Tensor | None) -> torch.Tensor:
+    return _scaled_negative_distances(X, Z, _gaussian_inverse_bandwidth(sigma), out).exp_()
+
+
+def _gaussian_from_squared(sq: torch.Tensor, sigma: float) -> torch.Tensor:
+    return torch.exp(sq * -_gaussian_inverse_bandwidth(sigma))
+
+
+def _laplacian_inverse_bandwidth(sigma: float) -> float:
+    return 1.0 / sigma
+
+
+def _laplacian(X: torch.Tensor, Z: torch.Tensor, sigma: float, out: torch.Tensor | None) -> torch.Tensor:
+    return _scaled_negative_distances(X, Z, 1.0, out).neg_().sqrt_().mul_(-_laplacian_inverse_bandwidth(sigma)).exp_()
+
+
+def _laplacian_from_squared(sq: torch.Tensor, sigma: float) -> torch.Tensor:
+    return torch.exp(sq.sqrt() * -_laplacian_inverse_bandwidth(sigma))
+
+
+def _linear(X: torch.Tensor, Z: torch.Tensor, sigma: float | None, out: torch.Tensor | None) -> torch.Tensor:
+    return torch.mm(X, Z.T, out=out)
+
+
+_TABLE = {kernel.name: kernel for kernel in (
+    Kernel("gaussian", _gaussian, _gaussian_from_squared, _gaussian_inverse_bandwidth),
+    Kernel("laplacian", _laplacian, _laplacian_from_squared, _laplacian_inverse_bandwidth),
+    Kernel("linear", _linear),
+)}
+KERNELS = tuple(_TABLE)
+
+
+def get_kernel(name: str) -> Kernel:
+    """The table entry of kernel ``name``; an unknown name is a ValueError."""
+    try:
+        return _TABLE[name]
+    except (KeyError, TypeError):  # TypeError: an unhashable name
+        raise ValueError(f"unknown kernel {name!r} (choose from {', '.join(KERNELS)})") from None
+
+
+def kernel_matrix(X: torch.Tensor, Z: torch.Tensor, kernel: str = "gaussian", sigma: float | None = 1.0,
+                  out: torch.Tensor | None = None) -> torch.Tensor:
+    """``K[i, j] = k(X[i], Z[j])`` as one dense matrix (written into ``out`` when given); callers bound its
+    size by passing row blocks."""
+    return get_kernel(kernel).matrix(X, Z, sigma, out)
+
+
 def squared_distances(X: torch.Tensor, Z: torch.Tensor) -> torch.Tensor:
     """``|x - z|²`` for every pair, for callers that try several bandwidths on the same points."""
     return _scaled_negative_distances(X, Z, 1.0).neg_()
 
 
 def from_squared_distances(sq: torch.Tensor, kernel: str, sigma: float) -> torch.Tensor:
-    """The Gaussian or Laplacian kernel matrix from ``squared_distances``."""
-    if kernel == "gaussian":
-        return torch.exp(sq * (-0.5 / sigma**2))
-    if kernel == "laplacian":
-        return torch.exp(sq.sqrt() * (-1.0 / sigma))
-    raise ValueError(f"kernel {kernel!r} is not a function of distances")
+    """The kernel matrix from ``squared_distances``, for the kernels that are functions of distances."""
+    entry = _TABLE.get(kernel) if isinstance(kernel, str) else None
+    if entry is None or entry.from_squared is None:
+        raise ValueError(f"kernel {kernel!r} is not a function of distances")
+    return entry.from_squared(sq, sigma)
 
 
 def median_sigma(X: torch.Tensor, max_points: int = 1000, generator: torch.Generator | None = None) -> float:

@@ -19,8 +19,8 @@ import numpy as np
 import torch
 
 from ..errors import SolverError
-from .falkon import cholesky_kmm
-from .kernels import from_squared_distances, squared_distances
+from .kernels import from_squared_distances, get_kernel, kernel_matrix, squared_distances
+from .preconditioner import cholesky_kmm
 
 SIGMA_FACTORS = tuple(2.0 ** (step / 2) for step in range(-4, 3))  # × the median distance: 0.25 … 2
 LAMBDAS = tuple(10.0**exponent for exponent in range(-9, -1))  # 1e-9 … 1e-2
@@ -103,8 +103,8 @@ def select(X: torch.Tensor, Y: torch.Tensor, kernel: str, sigmas, lams, *, seed:
 
 def _kernels(Xf, Xh, C, kernel, sigmas):
     """(K_nM, K_MM, K_hM) for each σ; distances are computed once and shared by every σ."""
-    if kernel == "linear":
-        yield from ((Xf @ C.T, C @ C.T, Xh @ C.T) for _ in sigmas)
+    if get_kernel(kernel).from_squared is None:  # not a function of distances (linear)
+        yield from (tuple(kernel_matrix(A, C, kernel, sigma) for A in (Xf, C, Xh)) for sigma in sigmas)
         return
     distances = [squared_distances(A, C) for A in (Xf, C, Xh)]
     for sigma in sigmas:

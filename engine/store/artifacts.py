@@ -60,6 +60,15 @@ def read_table(path: Path, columns: list[str] | None = None) -> dict[str, np.nda
         con.close()
 
 
+def disk_usage(store_path) -> dict[str, int]:
+    """Bytes each run's folder of artifacts (tables, model) takes beside the store, by run id."""
+    root = Path(str(store_path) + ".artifacts")
+    if not root.is_dir():
+        return {}
+    return {folder.name: sum(f.stat().st_size for f in folder.rglob("*") if f.is_file())
+            for folder in root.iterdir() if folder.is_dir() and not folder.name.startswith(".")}
+
+
 def write_artifacts(store_path, run_id: str, tables: dict[str, dict]) -> list[Path]:
     """Write every named table of a run; returns the files written."""
     return [write_table(artifact_path(store_path, run_id, name), cols) for name, cols in (tables or {}).items()]

@@ -138,12 +138,7 @@ def describe(payload: dict) -> str:
 
 STUDY = Study("cluster", "clustering study", plan, ClusterStudy.from_runs, _label, describe, presets=PRESETS,
               method=METHOD)
-run_study = STUDY.run
 
-
-def studies(store) -> list[ClusterStudy]:
-    """Every clustering study in the store with at least one finished run, oldest first."""
-    return STUDY.find(store)
 
 
 def latent_projection(store_path, run_id: str, method: str = "pca", seed: int = 0) -> dict[str, np.ndarray]:

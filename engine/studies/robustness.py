@@ -113,10 +113,4 @@ def describe(payload: dict) -> str:
 
 STUDY = Study("robustness", "robustness study", plan, RobustnessStudy.from_runs, _label, describe,
               presets=PRESETS, prefix="rob-")
-PREFIX = STUDY.prefix
-run_study = STUDY.run
 
-
-def studies(store) -> list[RobustnessStudy]:
-    """Every robustness study with a finished run, oldest first."""
-    return STUDY.find(store)

@@ -88,10 +88,4 @@ def describe(payload: dict) -> str:
 
 STUDY = Study("select-study", "selection study", plan, SelectionStudy.from_runs, _label, describe,
               presets=PRESETS, prefix="sel-")
-PREFIX = STUDY.prefix
-run_study = STUDY.run
 
-
-def studies(store) -> list[SelectionStudy]:
-    """Every selection study with a finished run, oldest first."""
-    return STUDY.find(store)

@@ -6,13 +6,15 @@ share a (backbone, dataset, preprocessing, subset) get their features from one e
 result reaches them through Ray's object store, so the grid also works on machines that share no disk.
 A cell's id is a digest of its spec and the sweep's a digest of the grid: running the same spec again
 skips finished cells. A task whose worker dies is retried once by Ray; a second death fails the cell.
+Each result carries the Ray node (id, IP) its cell ran on. Joining a running cluster (``--address``, token
+authentication, one-line errors) is ``cluster.join``.
 """
 
 from __future__ import annotations
 
 import os
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from ..errors import ToptuneError
 from ..features.cache import FeatureCache
@@ -22,6 +24,7 @@ from ..progress import Progress
 from ..runner import record_failure, record_result, start_record
 from ..spec import ResolvedSpec, resolve
 from ..store import Store
+from .cluster import join
 from .spec import Cell, SweepSpec
 
 
@@ -59,7 +62,16 @@ def _run_task(rs: ResolvedSpec, features: dict | None, cache_dir: str | None, th
 
     _set_threads(threads)
     cache = PreloadedCache(features or {}, FeatureCache(cache_dir))
-    return execute(rs, cache=cache)
+    return replace(execute(rs, cache=cache), **where_this_runs())
+
+
+def where_this_runs() -> dict:
+    """The Ray node of the calling task: its id and the IP address Ray knows it by (None outside Ray)."""
+    import ray
+
+    if not ray.is_initialized():
+        return {"node_id": None, "node_host": None}
+    return {"node_id": ray.get_runtime_context().get_node_id(), "node_host": ray.util.get_node_ip_address()}
 
 
 def feature_group(rs: ResolvedSpec) -> str | None:
@@ -195,8 +207,11 @@ def _dataset_params(spec: SweepSpec, name: str) -> dict:
     return out
 
 
-def connect(address: str | None = None, num_cpus: int | None = None) -> None:
-    """Join a Ray cluster (address or RAY_ADDRESS), else start Ray on this machine."""
+def connect(address: str | None = None, num_cpus: int | None = None, token_file=None) -> None:
+    """Join a Ray cluster (address or RAY_ADDRESS), else start Ray on this machine.
+
+    Joining checks the address, the auth token (``token_file``, else where Ray looks) and the Ray version
+    first, each failure one ``ClusterError`` line (``toptune.sweeps.cluster``)."""
     try:
         import ray
     except ImportError:
@@ -208,18 +223,21 @@ def connect(address: str | None = None, num_cpus: int | None = None) -> None:
     # Workers import toptune from this interpreter's environment; silence Ray's own banners.
     kwargs = {"include_dashboard": False, "log_to_driver": False, "configure_logging": False}
     if address:
-        ray.init(address=address, **kwargs)
+        join(address, token_file, **kwargs)
     else:
         ray.init(num_cpus=num_cpus, **kwargs)
 
 
 def sweep(spec: SweepSpec, store: Store, *, cache_dir=None, max_concurrent: int | None = None,
-          cpus_per_task: int = 1, progress: Progress | None = None, address: str | None = None) -> SweepReport:
-    """Run every unfinished cell of ``spec`` on Ray; returns counts and the run ids recorded."""
+          cpus_per_task: int = 1, progress: Progress | None = None, address: str | None = None,
+          token_file=None) -> SweepReport:
+    """Run every unfinished cell of ``spec`` on Ray; returns counts and the run ids recorded. ``address`` (or
+    RAY_ADDRESS) joins a running cluster, ``token_file`` holding its auth token; nothing is written to the
+    store before the cluster is joined."""
     cells = spec.cells()
     done = finished_cells(store, spec.sweep_id)
     todo = [c for c in cells if c.key not in done]
-    connect(address)
+    connect(address, token_file=token_file)
     import ray
 
     slots = int(ray.cluster_resources().get("CPU", 1)) // max(1, cpus_per_task)

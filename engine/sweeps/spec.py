@@ -140,7 +140,7 @@ class SweepSpec:
                 combos = {json.dumps(c, sort_keys=True, default=str): c
                           for c in _grid({k: v for k, v in params.items() if k in keys})}
                 for combo, seed in itertools.product(combos.values(), self.seeds):
-                    spec = RunSpec(method, backbone, dataset, classifier, combo, seed)
+                    spec = RunSpec(method, backbone, dataset, classifier, {**_defaults(method, params), **combo}, seed)
                     out.append(Cell(digest(spec.to_dict()), spec))
         unused = set(self.params) - used
         for method, extra in self.method_params.items():
@@ -148,6 +148,15 @@ class SweepSpec:
         if unused:
             raise ParamError(f"sweep spec: parameter(s) {', '.join(sorted(unused))} apply to no cell of the grid")
         return out
+
+
+def _defaults(method: str, params: dict) -> dict:
+    """What a sweep changes from a single run's defaults: thousands of fine-tuned networks would fill a disk,
+    so a network-training cell keeps its model only when the spec sets ``save_model`` (top-tuned heads are
+    small and always kept)."""
+    m = get_method(method)
+    keys = {k.rpartition(".")[2] for k in params}
+    return {"save_model": False} if m.trains_network and "save_model" in m.params and "save_model" not in keys else {}
 
 
 def grid_params(assignments: list[str] | tuple[str, ...]) -> dict:

@@ -13,7 +13,7 @@ import importlib
 from toptune.errors import PluginError
 from toptune.params import Param
 
-from .timm_backbone import TimmBackbone, _freeze, file_digest, load_matching, read_state_dict
+from .timm_backbone import TimmBackbone, file_digest, freeze, load_matching, read_state_dict
 
 _SIZES = {"lite0": 224, "lite1": 240, "lite2": 260}
 IMAGENET_MEAN = [0.485, 0.456, 0.406]
@@ -75,7 +75,7 @@ class _EfficientNetLite(TimmBackbone):
         if self.weights not in ("timm", "none"):
             path = self._weights_file()
             load_matching(model, read_state_dict(path), path)
-        return _freeze(model)
+        return freeze(model)
 
     def build(self):
         model = self.build_classifier()

@@ -179,7 +179,7 @@ class TimmBackbone:
             model = self._create(pretrained=False)
             load_matching(model, read_state_dict(self.weights), self.weights)
             model.reset_classifier(0)
-        return _freeze(model)
+        return freeze(model)
 
 
 def stage_modules(model) -> list[str]:
@@ -200,7 +200,8 @@ def stage_modules(model) -> list[str]:
     return children[children.index(listed[0]):children.index(listed[-1]) + 1]
 
 
-def _freeze(model):
+def freeze(model):
+    """Eval mode, and no parameter trains: a frozen feature extractor."""
     model.eval()
     for p in model.parameters():
         p.requires_grad_(False)

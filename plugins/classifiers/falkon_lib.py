@@ -15,7 +15,7 @@ from __future__ import annotations
 import torch
 
 from toptune.errors import PluginError
-from toptune.solvers.falkon import lambda_floor
+from toptune.solvers import lambda_floor
 
 from .kernel import DEFAULT_LAM, KernelClassifier
 
@@ -43,8 +43,12 @@ falkon, UNAVAILABLE = _import_falkon()
 class FalkonLibClassifier(KernelClassifier):
     """``kernel``'s estimator with the conjugate-gradient solve done by ``falkon.Falkon``."""
 
-    description = "Kernel ridge classifier solved by the FalkonML library (optional; same options as kernel)"
+    description = "Kernel ridge classifier solved by the FalkonML library (optional; kernel's options but matmul)"
     unavailable = UNAVAILABLE
+    # FalkonML runs its own products, so kernel's product-mode option does not apply.
+    params = {name: param for name, param in KernelClassifier.params.items() if name != "matmul"}
+    # Its fitted model lives inside FalkonML's own objects: no saved state (runs say so; predict needs one).
+    save_state = load_state = scores_module = None
 
     def __init__(self, kernel="gaussian", sigma=None, lam=DEFAULT_LAM, M=None, maxiter=20, tol=1e-7,
                  standardize=True, dtype="float32", device="auto", seed=0):

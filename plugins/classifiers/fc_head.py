@@ -8,7 +8,7 @@ from sklearn.base import BaseEstimator, ClassifierMixin
 from toptune.params import Param
 from toptune.progress import current
 
-from ._common import check_params, feature_scale, fit_inputs, predict_inputs
+from .common import check_params, feature_scale, fit_inputs, predict_inputs, restored, standardizer, state_settings
 
 
 class FCHeadClassifier(ClassifierMixin, BaseEstimator):
@@ -90,3 +90,31 @@ class FCHeadClassifier(ClassifierMixin, BaseEstimator):
     def predict(self, X):
         scores = self.decision_function(X)
         return self.classes_[scores.argmax(axis=1)]
+
+    state_version = 1
+
+    def save_state(self) -> tuple[dict, dict]:
+        network = {f"net.{k}": v.detach().cpu().numpy() for k, v in self.net_.state_dict().items()}
+        return state_settings(self, loss_=self.loss_), {"mean": self.mean_, "scale": self.scale_, **network}
+
+    @classmethod
+    def load_state(cls, settings: dict, arrays: dict):
+        import torch
+
+        estimator = restored(cls, settings, arrays, mean_=arrays["mean"], scale_=arrays["scale"],
+                             loss_=settings["loss_"])
+        s = check_params(estimator)
+        estimator.device_ = "cuda" if s["device"] == "auto" and torch.cuda.is_available() else (
+            "cpu" if s["device"] == "auto" else s["device"])
+        net = estimator._network(estimator.n_features_in_, len(estimator.classes_), s)
+        net.load_state_dict({k[len("net."):]: torch.from_numpy(np.array(v)) for k, v in arrays.items()
+                             if k.startswith("net.")})
+        estimator.net_ = net.to(estimator.device_).eval()
+        return estimator
+
+    def scores_module(self):
+        import copy
+
+        import torch
+
+        return torch.nn.Sequential(standardizer(self.mean_, self.scale_), copy.deepcopy(self.net_).cpu()).eval()

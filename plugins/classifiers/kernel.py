@@ -1,8 +1,8 @@
 """Kernel ridge classifier on one-hot targets, solved by Falkon (Nyström centres + preconditioned CG).
 
-Features are standardised, then ``toptune.solvers.falkon.FalkonSolver`` fits one-hot
+Features are standardised, then ``toptune.solvers.FalkonSolver`` fits one-hot
 targets. σ defaults to the median pairwise distance; ``sigma='auto'`` and/or ``lam='auto'`` pick them on
-held-out training points (``toptune.solvers.selection``). Torch tensors are used where they are, so CUDA
+held-out training points (``toptune.solvers.search``). Torch tensors are used where they are, so CUDA
 inputs never travel through host memory.
 """
 
@@ -14,21 +14,32 @@ from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, column_or_1d
 
+from toptune.measure.device import resolve_device
 from toptune.params import Param
-from toptune.solvers import search as selection
-from toptune.solvers.falkon import (
+from toptune.solvers import (
     DTYPES,
     KERNELS,
     MATMULS,
     FalkonSolver,
+    SolverOptions,
     lambda_floor,
     median_sigma,
-    resolve_device,
     resolve_dtype,
+    search,
 )
 from toptune.solvers.memory import default_centres
 
-from ._common import _to_numpy, check_params, fit_inputs, one_hot, predict_inputs, scores_to_decision, winners
+from .common import (
+    check_params,
+    fit_inputs,
+    one_hot,
+    predict_inputs,
+    restored,
+    scores_to_decision,
+    state_settings,
+    to_numpy,
+    winners,
+)
 
 DEFAULT_LAM = 1e-6
 _SCALE_ROWS = 8192  # rows standardised at once: bounds the temporaries
@@ -104,6 +115,37 @@ class KernelClassifier(ClassifierMixin, BaseEstimator):
         scores = self.decision_function(X)  # checks fitted before classes_ is read
         return winners(self.classes_, scores)
 
+    # ---- saved state (toptune.protocols.SavableClassifier) --------------------------------------------------
+    state_version = 1
+
+    def save_state(self) -> tuple[dict, dict]:
+        """The fitted model: the standardisation, σ and λ that ran, the M centres and their coefficients."""
+        solver = self.solver_
+        settings = state_settings(self, sigma_=self.sigma_, lam_=self.lam_, M_=self.M_, n_iter_=self.n_iter_,
+                                  solver_dtype=str(solver.dtype).removeprefix("torch."))
+        fitted = {"mean": self.mean_, "scale": self.scale_, "centers": solver.centers_, "alpha": solver.alpha_}
+        arrays = {name: tensor.detach().cpu().numpy() for name, tensor in fitted.items()}
+        return settings, arrays
+
+    @classmethod
+    def load_state(cls, settings: dict, arrays: dict):
+        estimator = restored(cls, settings, arrays, sigma_=settings["sigma_"], lam_=settings["lam_"],
+                             M_=settings["M_"], n_iter_=settings["n_iter_"])
+        values = check_params(estimator)
+        device = resolve_device(values["device"])
+        options = SolverOptions(dtype=settings["solver_dtype"], device=device, matmul=values["matmul"])
+        solver = FalkonSolver.fitted(arrays["centers"], arrays["alpha"], estimator.sigma_, estimator.lam_,
+                                     values["kernel"], options)
+        estimator.mean_ = torch.as_tensor(arrays["mean"], dtype=torch.float64, device=device)
+        estimator.scale_ = torch.as_tensor(arrays["scale"], dtype=torch.float64, device=device)
+        estimator.solver_ = solver
+        return estimator
+
+    def scores_module(self):
+        """Standardisation, the kernel against the M centres, times the coefficients: (N, d) -> (N, C)."""
+        return KernelScores(self.mean_, self.scale_, self.solver_.centers_, self.solver_.alpha_,
+                            self.solver_.kernel, self.sigma_).eval()
+
     def _solver(self, settings: dict, M: int, dtype: torch.dtype, device: torch.device):
         """An unfitted solver: ``fit(X, Y)``, ``predict(X)``, ``centers_``, ``lam_``, ``n_iter_``, ``dtype``,
         ``device``."""
@@ -130,15 +172,36 @@ class KernelClassifier(ClassifierMixin, BaseEstimator):
             sigma = median_sigma(X, generator=torch.Generator().manual_seed(settings["seed"]))
         if not search_sigma and lam != "auto":
             return sigma, float(lam)
-        sigmas = selection.bandwidth_grid(sigma) if search_sigma else [sigma]
+        sigmas = search.bandwidth_grid(sigma) if search_sigma else [sigma]
         floor = lambda_floor(X.dtype)
-        lams = sorted({max(value, floor) for value in selection.LAMBDAS}) if lam == "auto" else [float(lam)]
+        lams = sorted({max(value, floor) for value in search.LAMBDAS}) if lam == "auto" else [float(lam)]
         try:
-            search = selection.select(X, Y, kernel, sigmas, lams, seed=settings["seed"], precision=X.dtype)
-        except selection.TooFewPoints:
+            chosen = search.select(X, Y, kernel, sigmas, lams, seed=settings["seed"], precision=X.dtype)
+        except search.TooFewPoints:
             return sigma, DEFAULT_LAM if lam == "auto" else float(lam)
-        self.search_ = search.to_dict()
-        return search.sigma, search.lam
+        self.search_ = chosen.to_dict()
+        return chosen.sigma, chosen.lam
+
+
+class KernelScores(torch.nn.Module):
+    """The kernel classifier's scores as tensor operations, in float32 (what an exported file holds)."""
+
+    def __init__(self, mean, scale, centres, alpha, kernel: str, sigma: float | None):
+        super().__init__()
+        for name, value in (("mean", mean), ("scale", scale), ("centres", centres), ("alpha", alpha)):
+            self.register_buffer(name, torch.as_tensor(value).detach().cpu().float().clone())
+        self.kernel, self.sigma = kernel, float(sigma or 1.0)
+
+    def forward(self, x):
+        z = (x - self.mean) / self.scale
+        if self.kernel == "linear":
+            gram = z @ self.centres.T
+        else:
+            squared = ((z * z).sum(1, keepdim=True) - 2 * z @ self.centres.T
+                       + (self.centres * self.centres).sum(1)[None]).clamp_min(0.0)
+            gram = (torch.exp(squared * (-0.5 / self.sigma**2)) if self.kernel == "gaussian"
+                    else torch.exp(squared.sqrt() * (-1.0 / self.sigma)))
+        return gram @ self.alpha
 
 
 def column_moments(X: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -221,7 +284,7 @@ def _checked_tensor(estimator, X: torch.Tensor, reset: bool) -> torch.Tensor:
 
 
 def _checked_labels(estimator, y, n: int) -> np.ndarray:
-    y = column_or_1d(np.asarray(_to_numpy(y)), warn=True)
+    y = column_or_1d(np.asarray(to_numpy(y)), warn=True)
     if len(y) != n:
         raise ValueError(f"Found input variables with inconsistent numbers of samples: [{n}, {len(y)}]")
     check_classification_targets(y)

@@ -2,11 +2,21 @@
 
 from __future__ import annotations
 
+import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin
 
 from toptune.params import Param
 
-from ._common import check_params, feature_scale, fit_inputs, predict_inputs
+from .common import (
+    check_params,
+    feature_scale,
+    fit_inputs,
+    linear_scores,
+    predict_inputs,
+    restored,
+    standardizer,
+    state_settings,
+)
 
 
 class LogisticClassifier(ClassifierMixin, BaseEstimator):
@@ -50,3 +60,34 @@ class LogisticClassifier(ClassifierMixin, BaseEstimator):
     def predict(self, X):
         X = predict_inputs(self, X)
         return self.model_.predict((X - self.mean_) / self.scale_)
+
+    state_version = 1
+
+    def save_state(self) -> tuple[dict, dict]:
+        arrays = {"coef": self.model_.coef_, "intercept": self.model_.intercept_}
+        if isinstance(self.mean_, np.ndarray):  # standardised; otherwise they are the scalars 0 and 1
+            arrays.update(mean=self.mean_, scale=self.scale_)
+        return state_settings(self, n_iter_=self.n_iter_), arrays
+
+    @classmethod
+    def load_state(cls, settings: dict, arrays: dict):
+        from sklearn.linear_model import LogisticRegression
+
+        estimator = restored(cls, settings, arrays, mean_=arrays.get("mean", 0.0), scale_=arrays.get("scale", 1.0),
+                             n_iter_=settings["n_iter_"])
+        model = LogisticRegression(C=estimator.C, max_iter=estimator.max_iter)
+        model.coef_, model.intercept_ = arrays["coef"], arrays["intercept"]
+        model.classes_, model.n_features_in_ = estimator.classes_, estimator.n_features_in_
+        estimator.model_ = model
+        return estimator
+
+    def scores_module(self):
+        """Standardisation, then the logits (a binary model's single logit z becomes the pair [0, z])."""
+        import torch
+
+        coef, intercept = self.model_.coef_, self.model_.intercept_
+        if coef.shape[0] == 1:
+            coef, intercept = np.vstack([np.zeros_like(coef), coef]), np.concatenate([[0.0], intercept])
+        mean = np.broadcast_to(np.asarray(self.mean_, dtype=np.float64), (self.n_features_in_,))
+        scale = np.broadcast_to(np.asarray(self.scale_, dtype=np.float64), (self.n_features_in_,))
+        return torch.nn.Sequential(standardizer(mean, scale), linear_scores(coef, intercept)).eval()

@@ -8,7 +8,18 @@ from sklearn.base import BaseEstimator, ClassifierMixin
 
 from toptune.params import Param
 
-from ._common import check_params, feature_scale, fit_inputs, one_hot, predict_inputs, scores_to_decision, winners
+from .common import (
+    check_params,
+    feature_scale,
+    fit_inputs,
+    linear_scores,
+    one_hot,
+    predict_inputs,
+    restored,
+    scores_to_decision,
+    state_settings,
+    winners,
+)
 
 # Candidate penalties, relative to the mean eigenvalue of the centred Gram matrix so the grid fits any scale.
 _RELATIVE_ALPHAS = np.logspace(-6, 1, 15)
@@ -58,6 +69,19 @@ class RidgeClassifier(ClassifierMixin, BaseEstimator):
     def predict(self, X):
         scores = self.decision_function(X)  # checks fitted before classes_ is read
         return winners(self.classes_, scores)
+
+    state_version = 1
+
+    def save_state(self) -> tuple[dict, dict]:
+        return state_settings(self, alpha_=self.alpha_), {"coef": self.coef_, "intercept": self.intercept_}
+
+    @classmethod
+    def load_state(cls, settings: dict, arrays: dict):
+        return restored(cls, settings, arrays, alpha_=settings["alpha_"], coef_=arrays["coef"],
+                        intercept_=arrays["intercept"])
+
+    def scores_module(self):
+        return linear_scores(self.coef_, self.intercept_)
 
 
 def ridge_solve(X: np.ndarray, Y: np.ndarray, alpha: float) -> np.ndarray:

@@ -3,28 +3,14 @@
 from __future__ import annotations
 
 import numpy as np
-from PIL import Image
 
+from toptune.data import ArraySplit
 from toptune.protocols import DatasetSplits
 
-from . import _common as C
+from . import common as C
 
 # load_digits pixels count ink in 4x4 blocks of a 32x32 bitmap, so 16 is the darkest possible value.
 _MAX_INK = 16.0
-
-
-class ArraySplit:
-    """Images held in memory as a (n, h, w) uint8 array."""
-
-    def __init__(self, images: np.ndarray, labels: np.ndarray):
-        self.images = images
-        self.labels = labels.astype(np.int64)
-
-    def __len__(self) -> int:
-        return len(self.labels)
-
-    def __getitem__(self, index: int) -> tuple[Image.Image, int]:
-        return Image.fromarray(self.images[index]).convert("RGB"), int(self.labels[index])
 
 
 def _digits() -> tuple[np.ndarray, np.ndarray]:

@@ -9,11 +9,12 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from toptune.data import to_rgb
 from toptune.errors import DatasetError
 from toptune.params import Param
 from toptune.protocols import DatasetSplits
 
-from . import _common as C
+from . import common as C
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp")
 HELD_OUT_FOLDERS = ("test", "val")  # the first one present is the test split
@@ -43,7 +44,7 @@ class FileSplit:
         with Image.open(os.path.join(self.root, self.paths[index])) as img:
             # Decoding everything here makes a truncated file raise now, not later inside a transform.
             img.load()
-            rgb = C.to_rgb(img)
+            rgb = to_rgb(img)
             if rgb is img:
                 rgb = img.copy()  # the file closes on leaving the block; keep a detached copy
         return rgb, int(self.labels[index])

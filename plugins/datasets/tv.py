@@ -17,11 +17,12 @@ from typing import Any, ClassVar
 import numpy as np
 from PIL import Image
 
+from toptune.data import to_rgb
 from toptune.errors import DatasetError
 from toptune.params import Param
 from toptune.protocols import DatasetSplits
 
-from . import _common as C
+from . import common as C
 
 DATA_DIR_ENV = "TOPTUNE_DATA_DIR"
 DEFAULT_DATA_DIR = "~/.cache/toptune/data"
@@ -84,7 +85,7 @@ class TorchvisionSplit:
 
     def __getitem__(self, index: int) -> tuple[Image.Image, int]:
         part, j = self.locate(index)
-        img = C.to_rgb(part[j][0])
+        img = to_rgb(part[j][0])
         img.load()  # decode now so a broken file raises here; Pillow also closes the file it opened
         return img, int(self.labels[index])
 
@@ -118,12 +119,13 @@ class TorchvisionDataset:
     # Empty: no official test split, so train_parts is split here with test_size / split_seed.
     test_parts: ClassVar[tuple[dict, ...]] = ()
 
-    def __init__(self, root: str | None = None, download: bool = True,
-                 test_size: float | None = None, split_seed: int | None = None):
+    # Set by the datasets split here (``_SplitHere``); official splits have none.
+    test_size: float | None = None
+    split_seed: int | None = None
+
+    def __init__(self, root: str | None = None, download: bool = True):
         self.root = root
         self.download = download
-        self.test_size = test_size
-        self.split_seed = split_seed
 
     def data_root(self) -> Path:
         return Path(self.root).expanduser() if self.root else default_root()
@@ -177,60 +179,42 @@ class TorchvisionDataset:
 class _SplitHere(TorchvisionDataset):
     params = {**source_params(), **C.split_params()}
 
-
-class CIFAR10(TorchvisionDataset):
-    description = "CIFAR-10: 60,000 32x32 images, 10 classes, official 50k/10k split"
-    name, tv_class = "cifar10", "CIFAR10"
-    train_parts, test_parts = ({"train": True},), ({"train": False},)
-
-
-class CIFAR100(TorchvisionDataset):
-    description = "CIFAR-100: 60,000 32x32 images, 100 fine classes, official 50k/10k split"
-    name, tv_class = "cifar100", "CIFAR100"
-    train_parts, test_parts = ({"train": True},), ({"train": False},)
+    def __init__(self, root: str | None = None, download: bool = True, test_size: float = 0.25, split_seed: int = 0):
+        super().__init__(root, download)
+        self.test_size = test_size
+        self.split_seed = split_seed
 
 
-class Flowers102(TorchvisionDataset):
-    description = "Oxford Flowers-102: 8,189 images, 102 classes, official train+val / test split"
-    name, tv_class = "flowers102", "Flowers102"
-    train_parts, test_parts = ({"split": "train"}, {"split": "val"}), ({"split": "test"},)
+def _dataset(name: str, tv_class: str, description: str, train_parts: tuple, test_parts: tuple = ()) -> type:
+    """One torchvision dataset as a plugin class; without ``test_parts`` it is split here (test_size, split_seed)."""
+    base = TorchvisionDataset if test_parts else _SplitHere
+    return type(tv_class, (base,), {"name": name, "tv_class": tv_class, "description": description,
+                                     "train_parts": train_parts, "test_parts": test_parts, "__module__": __name__})
 
 
-class OxfordPets(TorchvisionDataset):
-    description = "Oxford-IIIT Pet: 7,349 images, 37 breeds, official trainval / test split"
-    name, tv_class = "oxford_pets", "OxfordIIITPet"
-    train_parts, test_parts = ({"split": "trainval"},), ({"split": "test"},)
-
-
-class DTD(TorchvisionDataset):
-    description = "Describable Textures: 5,640 images, 47 classes, official train+val / test split (partition 1)"
-    name, tv_class = "dtd", "DTD"
-    train_parts, test_parts = ({"split": "train"}, {"split": "val"}), ({"split": "test"},)
-
-
-class EuroSAT(_SplitHere):
-    description = "EuroSAT RGB: 27,000 64x64 satellite images, 10 classes, seeded stratified split"
-    name, tv_class = "eurosat", "EuroSAT"
-
-
-class Caltech101(_SplitHere):
-    description = "Caltech-101: 8,677 images, 101 classes (no background), seeded stratified split"
-    name, tv_class = "caltech101", "Caltech101"
-
-
-class StanfordCars(TorchvisionDataset):
-    description = "Stanford Cars: 16,185 images, 196 classes, official split (manual download only)"
-    name, tv_class = "stanford_cars", "StanfordCars"
-    train_parts, test_parts = ({"split": "train"},), ({"split": "test"},)
-
-
-class FGVCAircraft(TorchvisionDataset):
-    description = "FGVC-Aircraft: 10,000 images, 100 variants, official trainval / test split"
-    name, tv_class = "fgvc_aircraft", "FGVCAircraft"
-    train_parts, test_parts = ({"split": "trainval"},), ({"split": "test"},)
-
-
-class Food101(TorchvisionDataset):
-    description = "Food-101: 101,000 images, 101 classes, official 75,750 / 25,250 split"
-    name, tv_class = "food101", "Food101"
-    train_parts, test_parts = ({"split": "train"},), ({"split": "test"},)
+TRAIN, TEST = ({"train": True},), ({"train": False},)
+CIFAR10 = _dataset("cifar10", "CIFAR10", "CIFAR-10: 60,000 32x32 images, 10 classes, official 50k/10k split",
+                   TRAIN, TEST)
+CIFAR100 = _dataset("cifar100", "CIFAR100",
+                    "CIFAR-100: 60,000 32x32 images, 100 fine classes, official 50k/10k split", TRAIN, TEST)
+Flowers102 = _dataset("flowers102", "Flowers102",
+                      "Oxford Flowers-102: 8,189 images, 102 classes, official train+val / test split",
+                      ({"split": "train"}, {"split": "val"}), ({"split": "test"},))
+OxfordPets = _dataset("oxford_pets", "OxfordIIITPet",
+                      "Oxford-IIIT Pet: 7,349 images, 37 breeds, official trainval / test split",
+                      ({"split": "trainval"},), ({"split": "test"},))
+DTD = _dataset("dtd", "DTD",
+               "Describable Textures: 5,640 images, 47 classes, official train+val / test split (partition 1)",
+               ({"split": "train"}, {"split": "val"}), ({"split": "test"},))
+EuroSAT = _dataset("eurosat", "EuroSAT",
+                   "EuroSAT RGB: 27,000 64x64 satellite images, 10 classes, seeded stratified split", ({},))
+Caltech101 = _dataset("caltech101", "Caltech101",
+                      "Caltech-101: 8,677 images, 101 classes (no background), seeded stratified split", ({},))
+StanfordCars = _dataset("stanford_cars", "StanfordCars",
+                        "Stanford Cars: 16,185 images, 196 classes, official split (manual download only)",
+                        ({"split": "train"},), ({"split": "test"},))
+FGVCAircraft = _dataset("fgvc_aircraft", "FGVCAircraft",
+                        "FGVC-Aircraft: 10,000 images, 100 variants, official trainval / test split",
+                        ({"split": "trainval"},), ({"split": "test"},))
+Food101 = _dataset("food101", "Food101", "Food-101: 101,000 images, 101 classes, official 75,750 / 25,250 split",
+                   ({"split": "train"},), ({"split": "test"},))

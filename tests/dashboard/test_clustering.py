@@ -16,21 +16,7 @@ def recorded(tmp_path_factory):
         yield path, studies.fill_studies(path)
 
 
-@pytest.fixture
-def store(recorded, monkeypatch):
-    path, made = recorded
-    monkeypatch.setenv("TOPTUNE_STORE", str(path))
-    return path, made
-
-
-def test_an_empty_store_says_how_to_run_a_study(tmp_path, monkeypatch):
-    path = tmp_path / "empty.duckdb"
-    Store(path).schema_version()
-    monkeypatch.setenv("TOPTUNE_STORE", str(path))
-    at = open_page("clustering")
-    assert not at.exception and not at.error
-    assert "No clustering study yet" in texts(at) and "--export-latents" in texts(at)
-    assert not charts(at) and not at.dataframe
+store = studies.store  # a fixture: the recorded store, opened by the pages
 
 
 def test_purity_against_z_has_error_bars_and_a_flat_k_means_line(store):

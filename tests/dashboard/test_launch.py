@@ -41,6 +41,16 @@ def submit(at):
     return button.click().run()
 
 
+def submit_refused(launch, message: str) -> None:
+    """Submitting shows one inline error naming ``message`` and queues nothing (no worker started either)."""
+    at, path, started = launch
+    submit(at)
+    assert not at.exception
+    (error,) = at.error
+    assert "Not queued" in error.value and message in error.value, error.value
+    assert jobs.list_jobs(path) == [] and started == []
+
+
 def test_the_form_offers_every_plugin_and_each_parameter(launch):
     at, _, _ = launch
     options = {w.label: w.options for w in at.selectbox if w.label in ("Dataset", "Backbone", "Classifier")}
@@ -64,11 +74,7 @@ def test_the_form_offers_every_plugin_and_each_parameter(launch):
 def test_a_bad_parameter_shows_an_inline_error_and_queues_nothing(launch, suffix, value, message):
     at, path, started = launch
     field(at, suffix).input(value)
-    submit(at)
-    assert not at.exception
-    (error,) = at.error
-    assert "Not queued" in error.value and message in error.value
-    assert jobs.list_jobs(path) == [] and started == []
+    submit_refused(launch, message)
 
 
 def test_a_valid_run_is_queued_for_the_worker(launch):
@@ -215,25 +221,6 @@ def test_a_clustering_study_is_queued_as_plan_arguments(launch):
     assert "clustering study" in texts(at)  # the jobs panel describes it
 
 
-@pytest.mark.parametrize("widget, value, message", [
-    (("text_input", "cluster_latents"), "10,x", "comma-separated integers"),
-    (("text_area", "cluster_feature"), "hidden=64,x", "hidden"),
-    (("text_area", "cluster_shared"), "epochs", "key=value"),
-    (("multiselect", "cluster_pipelines"), [], "pipelines"),
-])
-def test_a_bad_clustering_answer_shows_inline_and_queues_nothing(launch, widget, value, message):
-    at, path, started = launch
-    at.radio(key="launch_mode").set_value("cluster").run()
-    kind, key = widget
-    element = getattr(at, kind)(key=key)
-    element.set_value(value) if kind == "multiselect" else element.input(value)
-    submit(at)
-    assert not at.exception
-    (error,) = at.error
-    assert "Not queued" in error.value and message in error.value
-    assert jobs.list_jobs(path) == [] and started == []
-
-
 def test_a_sweep_from_the_form_is_queued_with_its_grid(launch):
     at, path, started = launch
     at.radio(key="launch_mode").set_value("sweep").run()
@@ -264,11 +251,7 @@ def test_a_sweep_that_could_only_fail_shows_inline_and_queues_nothing(launch, pa
     at.number_input(key="sweep_seeds").set_value(2)
     at.multiselect(key="sweep_classifiers").select("ridge")
     at.text_area(key="sweep_params").input(params)
-    submit(at)
-    assert not at.exception
-    (error,) = at.error
-    assert "Not queued" in error.value and message in error.value, error.value
-    assert jobs.list_jobs(path) == [] and started == []
+    submit_refused(launch, message)
 
 
 def test_an_empty_axis_is_refused(launch):
@@ -327,16 +310,23 @@ def test_a_robustness_study_is_queued_as_plan_arguments(launch):
     assert "robustness study · blur 0,1.5 on both" in texts(at)  # the jobs panel describes it
 
 
-@pytest.mark.parametrize("answers, message", [
-    ({("text_input", "robustness_levels"): "0,2"}, "--levels needs distinct numbers in [0, 1]"),
-    ({("selectbox", "robustness_shift"): "embedding", ("checkbox", "robustness_with_fine_tune"): True},
+@pytest.mark.parametrize("mode, answers, message", [
+    ("robustness", {("text_input", "robustness_levels"): "0,2"}, "--levels needs distinct numbers in [0, 1]"),
+    ("robustness", {("selectbox", "robustness_shift"): "embedding", ("checkbox", "robustness_with_fine_tune"): True},
      "fine-tuning never uses"),
-    ({("multiselect", "robustness_classifiers"): []}, "at least one classifier"),
-    ({("text_area", "robustness_top"): "classifier.M=-3"}, "M"),
+    ("robustness", {("multiselect", "robustness_classifiers"): []}, "at least one classifier"),
+    ("robustness", {("text_area", "robustness_top"): "classifier.M=-3"}, "M"),
+    ("cluster", {("text_input", "cluster_latents"): "10,x"}, "comma-separated integers"),
+    ("cluster", {("text_area", "cluster_feature"): "hidden=64,x"}, "hidden"),
+    ("cluster", {("text_area", "cluster_shared"): "epochs"}, "key=value"),
+    ("cluster", {("multiselect", "cluster_pipelines"): []}, "pipelines"),
+    ("select-study", {("text_input", "selection_fractions"): "0.5,abc"}, "--fractions takes comma-separated numbers"),
+    ("select-study", {("multiselect", "selection_rules"): []}, "--rules takes names"),
+    ("select-study", {("text_area", "selection_shared"): "epochs=zero"}, "epochs"),
 ])
-def test_a_bad_robustness_answer_shows_inline_and_queues_nothing(launch, answers, message):
+def test_a_bad_study_answer_shows_inline_and_queues_nothing(launch, mode, answers, message):
     at, path, started = launch
-    at.radio(key="launch_mode").set_value("robustness").run()
+    at.radio(key="launch_mode").set_value(mode).run()
     for (kind, key), value in answers.items():
         element = getattr(at, kind)(key=key)
         if kind == "selectbox":
@@ -347,11 +337,7 @@ def test_a_bad_robustness_answer_shows_inline_and_queues_nothing(launch, answers
             element.set_value(value)
         else:
             element.input(value)
-    submit(at)
-    assert not at.exception
-    (error,) = at.error
-    assert "Not queued" in error.value and message in error.value
-    assert jobs.list_jobs(path) == [] and started == []
+    submit_refused(launch, message)
 
 
 def test_a_selection_study_is_queued_as_plan_arguments(launch):
@@ -371,21 +357,3 @@ def test_a_selection_study_is_queued_as_plan_arguments(launch):
     assert [(s.params["fraction"], s.params["select"]) for s in specs] == [
         (0.1, "random"), (0.1, "error"), (0.3, "random"), (0.3, "error")]
     assert "selection study · random / error at 0.1,0.3" in texts(at)
-
-
-@pytest.mark.parametrize("widget, value, message", [
-    (("text_input", "selection_fractions"), "0.5,abc", "--fractions takes comma-separated numbers"),
-    (("multiselect", "selection_rules"), [], "--rules takes names"),
-    (("text_area", "selection_shared"), "epochs=zero", "epochs"),
-])
-def test_a_bad_selection_answer_shows_inline_and_queues_nothing(launch, widget, value, message):
-    at, path, started = launch
-    at.radio(key="launch_mode").set_value("select-study").run()
-    kind, key = widget
-    element = getattr(at, kind)(key=key)
-    element.set_value(value) if kind == "multiselect" else element.input(value)
-    submit(at)
-    assert not at.exception
-    (error,) = at.error
-    assert "Not queued" in error.value and message in error.value
-    assert jobs.list_jobs(path) == [] and started == []

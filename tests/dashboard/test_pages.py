@@ -7,7 +7,7 @@ import pytest
 
 from tests.support import dashboard as support
 from tests.support.dashboard import PAGES, array, charts, frame_with, open_page, texts
-from tests.support.plugins import write_distribution
+from tests.support.plugins import registered, write_distribution
 from toptune import registry
 from toptune.dashboard import data
 from toptune.store import Store
@@ -26,9 +26,15 @@ def test_every_page_opens_without_a_store_and_creates_none(page, tmp_path, monke
     assert not at.exception
     if page in QUIET:
         assert not at.error
-    if page in ("runs", "compare", "clustering", "sweeps", "sql"):
+    if page in ("runs", "compare", "clustering", "sweeps", "sql", "predict"):
         assert "No store at" in texts(at)
     assert not path.parent.exists()
+
+
+# What a page says on an empty store: how to fill it.
+EMPTY_HINTS = {"runs": "No runs in this store yet", "compare": "No finished runs yet",
+               "clustering": "--export-latents", "sweeps": "No sweep yet", "robustness": "toptune robustness",
+               "selection": "toptune select-study", "predict": "No saved model yet"}
 
 
 @pytest.mark.parametrize("page", QUIET)
@@ -38,6 +44,9 @@ def test_every_page_opens_on_an_empty_store(page, tmp_path, monkeypatch):
     monkeypatch.setenv("TOPTUNE_STORE", str(path))
     at = open_page(page)
     assert not at.exception and not at.error
+    assert EMPTY_HINTS.get(page, "") in texts(at)
+    if page in EMPTY_HINTS:
+        assert charts(at) == []
 
 
 def test_runs_page_lists_every_run_with_its_status(filled):
@@ -203,3 +212,29 @@ def test_plugins_page_lists_every_plugin_and_names_broken_ones(plugin_site):
         assert tables["classifier"].set_index("name").loc["falkon", "status"] == ["unavailable"]
         assert any("falkon not installed" in w.value for w in at.warning)
         assert not any("falkon" in e.value for e in at.error)
+
+
+def test_predict_page_loads_a_runs_model_and_prepares_its_onnx_file(filled):
+    pytest.importorskip("onnx")
+    path, ids = filled
+    store = Store(path)
+    run_id = next(i for i in ids["ridge"].run_ids if store.get_run(i)["method"] == "top-tune")
+    with registered(**{support.BACKBONE: ("backbone", support.TinyBackbone)}):
+        at = open_page("predict", {"run": run_id})
+        assert not at.exception and not at.error, [e.value for e in at.error]
+        assert at.selectbox(key="predict_run").value == run_id
+        assert "top-tune model · 10 classes · input 16 px" in texts(at)
+        at.button(key="predict_export").click().run()
+        assert not at.exception and not at.error
+        assert f"{run_id}.onnx" in str(at.get("download_button")[0].proto)
+    assert {r["id"] for r in data.model_runs(path)} >= {run_id}
+
+
+def test_the_misclassified_gallery_reads_the_runs_wrong_test_images(filled):
+    path, ids = filled
+    run = Store(path).get_run(ids["logistic"].run_ids[0])
+    wrong = data.misclassified(path, run, limit=5)
+    expected = Store(path).query(f"SELECT count(*) FROM predictions WHERE run_id = '{run['id']}' "
+                                 "AND y_true <> y_pred", max_rows=None).rows[0][0]
+    assert len(wrong) == min(5, expected) and all(w["true"] != w["predicted"] for w in wrong)
+    assert all(w["image"].size == (8, 8) and w["true"] in run["info"]["classes"] for w in wrong)

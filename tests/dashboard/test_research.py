@@ -2,12 +2,9 @@
 
 import pytest
 
-from tests.support.dashboard import array, charts, frame_with, open_page, texts
+from tests.support.dashboard import array, charts, frame_with, open_page
 from tests.support.research import fill_studies
 from toptune.store import Store
-
-PAGES = ("robustness", "selection")
-
 
 # (rule, fraction, images, accuracy of seed 0, of seed 1): fine-tuning the tiny CNN for a second stays at
 # chance, so the figures of one selection study are written directly, to tell the rules' bars apart.
@@ -40,21 +37,6 @@ def studies(tmp_path_factory):
 def filled(studies, monkeypatch):
     monkeypatch.setenv("TOPTUNE_STORE", str(studies[0]))
     return studies[1]
-
-
-@pytest.mark.parametrize("page", PAGES)
-def test_pages_without_a_store_or_a_study(page, tmp_path, monkeypatch):
-    path = tmp_path / "later" / "runs.duckdb"
-    monkeypatch.setenv("TOPTUNE_STORE", str(path))
-    at = open_page(page)
-    assert not at.exception and not at.error and "No store at" in texts(at)
-    assert not path.parent.exists()  # looking creates nothing
-    Store(tmp_path / "empty.duckdb").schema_version()
-    monkeypatch.setenv("TOPTUNE_STORE", str(tmp_path / "empty.duckdb"))
-    at = open_page(page)
-    assert not at.exception and not at.error and f"toptune {'robustness' if page == 'robustness' else 'select-study'}" \
-        in texts(at)
-    assert charts(at) == []
 
 
 def test_robustness_page_plots_accuracy_against_strength(filled):

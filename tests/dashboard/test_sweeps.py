@@ -18,19 +18,7 @@ def recorded(tmp_path_factory):
         yield folder / "runs.duckdb", studies.fill_sweep(folder / "runs.duckdb", folder / "features")
 
 
-@pytest.fixture
-def store(recorded, monkeypatch):
-    path, made = recorded
-    monkeypatch.setenv("TOPTUNE_STORE", str(path))
-    return path, made
-
-
-def test_a_store_without_sweeps_says_how_to_start_one(tmp_path, monkeypatch):
-    path = tmp_path / "empty.duckdb"
-    Store(path).schema_version()
-    monkeypatch.setenv("TOPTUNE_STORE", str(path))
-    at = open_page("sweeps")
-    assert not at.exception and not at.error and "No sweep yet" in texts(at)
+store = studies.store  # a fixture: the recorded store, opened by the pages
 
 
 def test_progress_counts_every_state_of_the_grid(store):
@@ -110,3 +98,14 @@ def test_a_top_tuning_runs_confusion_matrix_names_its_classes(store):
     heatmap = next(f for f in charts(at) if f.data[0].type == "heatmap")
     assert list(heatmap.data[0].x) == list(heatmap.data[0].y) == studies.CLASSES
     assert heatmap.layout.xaxis.title.text == "predicted class" and array(heatmap.data[0].z).sum() == run["n_test"]
+
+
+def test_a_cells_hover_names_the_ray_node_it_ran_on(store):
+    path, made = store
+    runs = Store(path).runs(sweep_id=made["spec"].sweep_id)
+    on_node = {"node_id": "9f3c1a2b4d5e" + "0" * 44, "node_host": "10.0.0.7"}
+    placed = [{**r, **on_node} if r["id"] == made["finished"][0] else r for r in runs]
+    (sweep, *_) = [s for s in sweeps.catalogue(placed, jobs.list_jobs(path)) if s.sweep_id == made["spec"].sweep_id]
+    hover = sweeps.cell_frame(sweep, placed).set_index("run_id")["hover"]
+    assert hover[made["finished"][0]].split("<br>")[-1] == "node: 10.0.0.7 · id 9f3c1a2b4d5e"
+    assert "node:" not in hover[made["finished"][1]]  # a run outside Ray, or from before nodes were recorded

@@ -146,6 +146,36 @@ def test_class_metadata_is_validated_at_load(plugin_site, source, problem):
     assert problem in str(exc.value)
 
 
+def classifier_with(init: str, params: str = "{'k': Param('int', 5, min=1)}") -> str:
+    """``classifier_source`` with one parameter and the given ``__init__``."""
+    return ("from toptune.params import Param\n" + classifier_source()
+            .replace("params = {}", f"params = {params}").replace("    def fit(", f"    {init}\n    def fit(", 1))
+
+
+@pytest.mark.parametrize("init, problem", [
+    ("def __init__(self, k=3): self.k = k", "parameter 'k' defaults to 5 in params but to 3 in __init__"),
+    ("def __init__(self): pass", "parameter 'k' of params is not a keyword argument of __init__"),
+    ("def __init__(self, *, k=5, other=1): self.k = k", None),  # keyword-only, extra arguments: fine
+    ("def __init__(self, **kw): pass", None),  # takes anything: nothing to compare
+])
+def test_classifier_params_and_init_defaults_are_written_once(plugin_site, init, problem):
+    install(plugin_site, "toptune-init", "classifier", {"init": classifier_with(init)})
+    if problem is None:
+        assert registry.create_classifier("init", k=2) is not None
+        return
+    with pytest.raises(PluginError, match="from distribution 'toptune-init'") as exc:
+        registry.load("classifier", "init")
+    assert problem in str(exc.value)
+
+
+def test_required_methods_come_from_the_protocols():
+    from toptune.protocols import required_methods
+
+    assert required_methods("backbone") == ("build", "weights_digest")
+    assert required_methods("classifier") == ("fit", "predict", "score")
+    assert required_methods("dataset") == ("load", "fingerprint")
+
+
 @pytest.mark.parametrize("source, problem", [
     (backbone_source(source="None"), "'pretrain_source' must be a non-empty string"),
     (backbone_source(pre={**PRE, "std": [1, 1]}), "preprocessing 'std' must be 3 finite numbers"),

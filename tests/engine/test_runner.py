@@ -92,6 +92,9 @@ def test_param_routing_qualified_and_grouped():
         api_version, description = 1, "shares a name with the digits dataset"
         params = {"test_size": registry.P.Param("float", 0.1)}
 
+        def __init__(self, test_size=0.1):
+            self.test_size = test_size
+
         def fit(self, X, y):
             return self
 

@@ -19,7 +19,7 @@ from toptune import registry
 from toptune.params import Param
 from toptune.plugins.classifiers.kernel import KernelClassifier
 from toptune.plugins.classifiers.ridge import RidgeClassifier, ridge_solve
-from toptune.solvers.falkon import median_sigma
+from toptune.solvers import median_sigma
 
 CLASSIFIERS = [KernelClassifier, RidgeClassifier]
 
@@ -377,7 +377,7 @@ def stand_in_falkon(monkeypatch):
     import types
 
     from toptune.plugins.classifiers import falkon_lib
-    from toptune.solvers.falkon import FalkonSolver
+    from toptune.solvers import FalkonSolver
 
     calls = {}
 

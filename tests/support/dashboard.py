@@ -8,23 +8,22 @@ belongs to this test process, so it stays 'running' while the tests read it).
 from __future__ import annotations
 
 from pathlib import Path
-from typing import ClassVar
 
 import pytest
 import torch
 from streamlit.testing.v1 import AppTest
 
+from tests.support import plugins
 from toptune import registry
 from toptune.errors import DatasetError
 from toptune.features.cache import FeatureCache
-from toptune.params import Param
 from toptune.runner import run, start_record
 from toptune.spec import RunSpec, resolve
 from toptune.store import Store
 from toptune.studies import compare as cmp
 
 APP = Path(__file__).resolve().parents[2] / "dashboard" / "app.py"
-PAGES = ("runs", "compare", "clustering", "sweeps", "robustness", "selection", "launch", "sql", "plugins")
+PAGES = ("runs", "compare", "clustering", "sweeps", "robustness", "selection", "predict", "launch", "sql", "plugins")
 TINY = {"max_train": 120, "max_test": 60, "image_size": 16, "batch_size": 32}
 BACKBONE = "dash-tiny-cnn"
 
@@ -39,21 +38,9 @@ class _TinyNet(torch.nn.Module):
         return torch.relu(self.conv(x)).mean((2, 3))
 
 
-class TinyBackbone:
-    api_version, description, pretrain_source = 1, "a tiny CNN for dashboard tests", "none"
-    params: ClassVar = {"init_seed": Param("int", 0)}
-    preprocessing: ClassVar = {"input_size": 16, "interpolation": "bilinear", "crop_pct": 1.0, "mean": [0.5] * 3,
-                     "std": [0.5] * 3}
-
-    def __init__(self, init_seed=0):
-        self.init_seed = init_seed
-
-    def build(self):
-        torch.manual_seed(self.init_seed)
-        return _TinyNet().eval()
-
-    def weights_digest(self):
-        return f"dash-tiny-{self.init_seed}"
+class TinyBackbone(plugins.TinyBackbone):
+    description = "a tiny CNN for dashboard tests"
+    net, digest = _TinyNet, "dash-tiny"
 
 
 def fill_store(path: Path, cache_dir: Path) -> dict:

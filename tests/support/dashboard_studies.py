@@ -7,14 +7,14 @@ tests run: a sweep's grid is expanded with the installed plugins' schemas, by th
 
 from __future__ import annotations
 
-from contextlib import contextmanager
 from typing import ClassVar
 
 import numpy as np
 import pytest
 
 from tests.support.dashboard import TINY, TinyBackbone
-from toptune import jobs, registry
+from tests.support.plugins import registered
+from toptune import jobs
 from toptune.errors import DatasetError
 from toptune.features.cache import FeatureCache
 from toptune.params import Param
@@ -65,15 +65,8 @@ class WordDigits:
         return f"word-digits-150-{self.scale}"
 
 
-@contextmanager
 def plugins():
-    registry.register_backbone(BACKBONE)(TinyBackbone)
-    registry.register_dataset(DATASET)(WordDigits)
-    try:
-        yield
-    finally:
-        registry.unregister("backbone", BACKBONE)
-        registry.unregister("dataset", DATASET)
+    return registered(**{BACKBONE: ("backbone", TinyBackbone), DATASET: ("dataset", WordDigits)})
 
 
 def fill_studies(path) -> dict:
@@ -81,8 +74,8 @@ def fill_studies(path) -> dict:
     store = Store(path)
     specs = clustering.plan(DATASET, BACKBONE, [2, 4], seeds=2, shared={**QUICK, "export_latents": True},
                             preset="gpu")
-    full = clustering.run_study(specs, store)
-    bare = clustering.run_study(clustering.plan(DATASET, BACKBONE, [2], seeds=1, shared=QUICK,
+    full = clustering.STUDY.run(specs, store)
+    bare = clustering.STUDY.run(clustering.plan(DATASET, BACKBONE, [2], seeds=1, shared=QUICK,
                                                 pipelines=["kmeans"], preset="gpu"), store)
     return {"full": full, "bare": bare}
 
@@ -118,3 +111,11 @@ def fill_sweep(path, cache_dir) -> dict:
     lone = run(other.cells()[0].spec, store, cache=cache, links=links(other.cells()[0], other))[0]
     return {"spec": spec, "cells": cells, "finished": finished, "failed": broken[0].key, "running": running,
             "queued": [c.key for c in broken[1:]], "job": job_id, "other": other, "lone": lone}
+
+
+@pytest.fixture
+def store(recorded, monkeypatch):
+    """The module's ``recorded`` (store path, what was made), with the pages pointed at that store."""
+    path, made = recorded
+    monkeypatch.setenv("TOPTUNE_STORE", str(path))
+    return path, made

@@ -3,7 +3,12 @@
 from __future__ import annotations
 
 import textwrap
+from contextlib import contextmanager
 from pathlib import Path
+from typing import ClassVar
+
+from toptune import registry
+from toptune.params import Param
 
 
 def write_distribution(site: Path, name: str, entry_points: dict[str, dict[str, str]],
@@ -20,3 +25,45 @@ def write_distribution(site: Path, name: str, entry_points: dict[str, dict[str, 
     for filename, source in (modules or {}).items():
         (site / filename).write_text(textwrap.dedent(source))
     return site
+
+
+class TinyBackbone:
+    """A frozen tiny CNN as a backbone plugin: subclasses name the module class (``net``) and ``digest``."""
+
+    api_version, description, pretrain_source = 1, "a tiny CNN for tests", "none"
+    params: ClassVar = {"init_seed": Param("int", 0)}
+    preprocessing: ClassVar = {"input_size": 16, "interpolation": "bilinear", "crop_pct": 1.0, "mean": [0.5] * 3,
+                               "std": [0.5] * 3}
+    net: ClassVar[type]
+    digest: ClassVar[str]
+
+    def __init__(self, init_seed=0):
+        self.init_seed = init_seed
+
+    def build(self):
+        import torch
+
+        torch.manual_seed(self.init_seed)
+        module = self.net().eval()
+        for p in module.parameters():
+            p.requires_grad_(False)
+        self.built(module)
+        return module
+
+    def built(self, module) -> None:
+        """Called with each module ``build`` returns (tests record them)."""
+
+    def weights_digest(self):
+        return f"{self.digest}-{self.init_seed}"
+
+
+@contextmanager
+def registered(**plugins: tuple[str, type]):
+    """Register in-process plugins as ``name=(kind, class)`` for the duration of the block."""
+    for name, (kind, cls) in plugins.items():
+        getattr(registry, f"register_{kind}")(name)(cls)
+    try:
+        yield
+    finally:
+        for name, (kind, _) in plugins.items():
+            registry.unregister(kind, name)

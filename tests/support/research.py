@@ -6,13 +6,12 @@ third-party backbone that never heard of feature modes.
 
 from __future__ import annotations
 
-from contextlib import contextmanager
 from typing import ClassVar
 
 import torch
 
-from toptune import registry
-from toptune.params import Param
+from tests.support import plugins
+from tests.support.plugins import TinyBackbone
 
 TINY = {"max_train": 120, "max_test": 60, "image_size": 16, "batch_size": 32}
 STAGES = ["stem", "blocks.0", "blocks.1"]
@@ -36,26 +35,13 @@ class StagedNet(torch.nn.Module):
         return self.blocks(self.stem(x)).mean((2, 3))
 
 
-class PlainBackbone:
-    api_version, description, pretrain_source = 1, "a tiny staged CNN without feature_layers", "none"
-    params: ClassVar = {"init_seed": Param("int", 0)}
-    preprocessing: ClassVar = {"input_size": 16, "interpolation": "bilinear", "crop_pct": 1.0, "mean": [0.5] * 3,
-                               "std": [0.5] * 3}
-    built: ClassVar[list] = []
+class PlainBackbone(TinyBackbone):
+    description = "a tiny staged CNN without feature_layers"
+    net, digest = StagedNet, "staged"
+    modules: ClassVar[list] = []
 
-    def __init__(self, init_seed=0):
-        self.init_seed = init_seed
-
-    def build(self):
-        torch.manual_seed(self.init_seed)
-        net = StagedNet().eval()
-        for p in net.parameters():
-            p.requires_grad_(False)
-        PlainBackbone.built.append(net)
-        return net
-
-    def weights_digest(self):
-        return f"staged-{self.init_seed}"
+    def built(self, module) -> None:
+        PlainBackbone.modules.append(module)
 
 
 class StagedBackbone(PlainBackbone):
@@ -69,16 +55,9 @@ class StagedBackbone(PlainBackbone):
 STAGED, PLAIN = "staged-cnn", "plain-cnn"
 
 
-@contextmanager
 def registered():
     """Both tiny backbones registered under STAGED and PLAIN for the duration."""
-    registry.register_backbone(STAGED)(StagedBackbone)
-    registry.register_backbone(PLAIN)(PlainBackbone)
-    try:
-        yield
-    finally:
-        registry.unregister("backbone", STAGED)
-        registry.unregister("backbone", PLAIN)
+    return plugins.registered(**{STAGED: ("backbone", StagedBackbone), PLAIN: ("backbone", PlainBackbone)})
 
 
 FINE = {"epochs": 1, "lr": 3e-3, "warmup_epochs": 0.5}
@@ -93,10 +72,10 @@ def fill_studies(path, cache_dir) -> dict:
 
     store, cache = Store(path), FeatureCache(cache_dir)
     with registered():
-        older = rob.run_study(rob.plan("digits", STAGED, "embedding", [0.0, 50.0], ["ridge"], shared=TINY,
+        older = rob.STUDY.run(rob.plan("digits", STAGED, "embedding", [0.0, 50.0], ["ridge"], shared=TINY,
                                        preset="cpu"), store, cache=cache)
-        newer = rob.run_study(rob.plan("digits", STAGED, "awgn", [0.0, 0.1, 0.3], ["ridge", "logistic"],
+        newer = rob.STUDY.run(rob.plan("digits", STAGED, "awgn", [0.0, 0.1, 0.3], ["ridge", "logistic"],
                                        with_fine_tune=True, shared=TINY, fine=FINE, preset="cpu"), store, cache=cache)
-        chosen = sel.run_study(sel.plan("digits", STAGED, [0.25, 0.5], ["entropy-high", "entropy-low"],
+        chosen = sel.STUDY.run(sel.plan("digits", STAGED, [0.25, 0.5], ["entropy-high", "entropy-low"],
                                         shared={**TINY, **FINE}, preset="cpu"), store, cache=cache)
     return {"older": older, "newer": newer, "selection": chosen}

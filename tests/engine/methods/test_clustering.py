@@ -217,7 +217,7 @@ def test_a_study_links_its_runs_and_summarises_over_seeds(tmp_path):
     specs = clustering.plan("digits150", "tiny-stem", [2, 4], seeds=2, shared={**QUICK, "cache": False},
                             preset="gpu")
     assert len(specs) == 2 * (1 + 2 * 2)
-    study = clustering.run_study(specs, store)
+    study = clustering.STUDY.run(specs, store)
     rows = store.runs(study_id=study.study_id)
     assert len(rows) == 10 and sorted(study.run_ids) == sorted(r["id"] for r in rows)
     assert {r["backbone"] for r in rows if r["params"]["run"]["pipeline"] == "image-vae"} == {None}
@@ -228,7 +228,7 @@ def test_a_study_links_its_runs_and_summarises_over_seeds(tmp_path):
     assert cell.purity_std == pytest.approx(np.std(purities, ddof=1))
     assert study.cell("kmeans", 2) is study.cell("kmeans", 4)  # one k-means result spans every Z
     assert [name for name, _ in study.table()] == ["image VAE", "feature VAE", "k-means on features"]
-    assert [s.study_id for s in clustering.studies(store)] == [study.study_id]
+    assert [s.study_id for s in clustering.STUDY.find(store)] == [study.study_id]
 
 
 def test_cli_prints_the_study_table_and_exports_latents(tmp_path):

@@ -5,10 +5,9 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from toptune import registry
+from tests.support.plugins import TinyBackbone, registered
 from toptune.cli import app
 from toptune.errors import ParamError
-from toptune.params import Param
 from toptune.runner import execute, run
 from toptune.spec import RunSpec
 from toptune.store import Store
@@ -34,30 +33,15 @@ class TinyNet(torch.nn.Module):
 
 @pytest.fixture(autouse=True)
 def tiny_backbone():
-    @registry.register_backbone("tiny-cnn")
-    class Tiny:
-        api_version, description, pretrain_source = 1, "a tiny CNN for tests", "none"
-        params = {"init_seed": Param("int", 0)}
-        preprocessing = {"input_size": 16, "interpolation": "bilinear", "crop_pct": 1.0,
-                         "mean": [0.5] * 3, "std": [0.5] * 3}
-        built: list = []
+    class Tiny(TinyBackbone):
+        net, digest = TinyNet, "tiny"
+        modules: list = []
 
-        def __init__(self, init_seed=0):
-            self.init_seed = init_seed
+        def built(self, module):
+            Tiny.modules.append((module, {k: v.clone() for k, v in module.state_dict().items()}))
 
-        def build(self):
-            torch.manual_seed(self.init_seed)
-            module = TinyNet().eval()
-            for p in module.parameters():
-                p.requires_grad_(False)
-            Tiny.built.append((module, {k: v.clone() for k, v in module.state_dict().items()}))
-            return module
-
-        def weights_digest(self):
-            return f"tiny-{self.init_seed}"
-
-    yield Tiny
-    registry.unregister("backbone", "tiny-cnn")
+    with registered(**{"tiny-cnn": ("backbone", Tiny)}):
+        yield Tiny
 
 
 def _changed(module, before):
@@ -66,17 +50,17 @@ def _changed(module, before):
 
 def test_fine_tuning_changes_backbone_weights_and_top_tuning_does_not(tiny_backbone, tmp_path):
     execute(RunSpec("fine-tune", "tiny-cnn", "digits", None, FAST_FT))
-    module, before = tiny_backbone.built[-1]
+    module, before = tiny_backbone.modules[-1]
     assert {"stem.weight", "block.weight"} <= _changed(module, before)
     execute(RunSpec("top-tune", "tiny-cnn", "digits", "ridge", {**TINY, "cache": False}))
-    module, before = tiny_backbone.built[-1]
+    module, before = tiny_backbone.modules[-1]
     assert _changed(module, before) == set()  # bit-identical, batch-norm statistics included
 
 
 def test_partial_fine_tuning_freezes_up_to_the_named_module(tiny_backbone):
     full = execute(RunSpec("fine-tune", "tiny-cnn", "digits", None, FAST_FT))
     part = execute(RunSpec("fine-tune", "tiny-cnn", "digits", None, {**FAST_FT, "freeze_until": "bn"}))
-    module, before = tiny_backbone.built[-1]
+    module, before = tiny_backbone.modules[-1]
     changed = _changed(module, before)
     assert "stem.weight" not in changed and "bn.weight" not in changed and "block.weight" in changed
     assert "bn.running_mean" not in changed and "bn.running_var" not in changed  # frozen statistics too

@@ -5,10 +5,22 @@ import pytest
 import torch
 from scipy.spatial.distance import cdist
 
-from toptune.errors import SolverError
-from toptune.solvers import falkon, memory
+from toptune.errors import ParamError, SolverError
+from toptune.measure.device import pick_device, resolve_device
+from toptune.solvers import (
+    FalkonSolver,
+    SolverOptions,
+    conjugate_gradient,
+    falkon,
+    kernel_matrix,
+    kernels,
+    median_sigma,
+    memory,
+    precision,
+    preconditioner,
+    products,
+)
 from toptune.solvers import search as selection
-from toptune.solvers.falkon import FalkonSolver, conjugate_gradient, kernel_matrix, median_sigma
 
 SIGMA = 1.5
 KERNELS = ["gaussian", "laplacian", "linear"]
@@ -126,13 +138,13 @@ def test_float32_gram_strategy_stays_stable_for_tiny_lambda():
     (10**6, 20_000, 32, 10, False, "stream"),  # low d: recomputing is cheaper than the M² square
 ])
 def test_choose_strategy(n, M, d, k, storable, expected):
-    assert falkon.choose_strategy(n, M, d, k, maxiter=20, storable=storable) == expected
+    assert products.choose_strategy(n, M, d, k, maxiter=20, storable=storable) == expected
 
 
 def test_bf16_products_move_the_store_crossover_to_fewer_centres():
     # Its skinny products gain more than its GEMMs, so a stored K_nM pays off from fewer centres.
-    assert falkon.choose_strategy(50_000, 700, 1280, 10, maxiter=20, storable=True, matmul="ieee") == "gram"
-    assert falkon.choose_strategy(50_000, 700, 1280, 10, maxiter=20, storable=True, matmul="bf16") == "store"
+    assert products.choose_strategy(50_000, 700, 1280, 10, maxiter=20, storable=True, matmul="ieee") == "gram"
+    assert products.choose_strategy(50_000, 700, 1280, 10, maxiter=20, storable=True, matmul="bf16") == "store"
 
 
 def test_auto_strategy_follows_the_memory_budget_and_iterations(data):
@@ -159,7 +171,7 @@ def test_kernel_rows_products_match_dense(data):
     X, _, _ = data
     X = torch.as_tensor(X)
     centres, V = X[:20], torch.randn(20, 3, dtype=torch.float64)
-    rows = falkon._KernelRows(X, centres, "gaussian", SIGMA, block_rows=3)
+    rows = products.KernelRows(X, centres, "gaussian", SIGMA, block_rows=3)
     dense = kernel_matrix(X, centres, "gaussian", SIGMA)
     assert rows.stored is None
     torch.testing.assert_close(rows.gram_matmul(V), dense.T @ (dense @ V))
@@ -171,6 +183,22 @@ def test_kernel_matrix_matches_reference(data, kernel):
     X, _, X_test = data
     K = kernel_matrix(torch.as_tensor(X_test), torch.as_tensor(X), kernel, SIGMA).numpy()
     np.testing.assert_allclose(K, reference_kernel(X_test, X, kernel), rtol=1e-7, atol=1e-7)
+
+
+def test_one_kernel_table_serves_matrices_distances_and_bandwidths(data):
+    X = torch.as_tensor(data[0])
+    assert kernels.KERNELS == ("gaussian", "laplacian", "linear")
+    sq = kernels.squared_distances(X, X[:10])
+    for name in ("gaussian", "laplacian"):
+        from_distances = kernels.from_squared_distances(sq, name, SIGMA)
+        torch.testing.assert_close(from_distances, kernel_matrix(X, X[:10], name, SIGMA))
+        assert kernels.get_kernel(name).inverse_bandwidth(SIGMA) > 0
+    assert kernels.get_kernel("linear").from_squared is None and kernels.get_kernel("linear").inverse_bandwidth is None
+    with pytest.raises(ValueError, match=r"unknown kernel 'poly' \(choose from gaussian, laplacian, linear\)"):
+        kernel_matrix(X, X, "poly")
+    for name in ("linear", "poly"):
+        with pytest.raises(ValueError, match=f"kernel '{name}' is not a function of distances"):
+            kernels.from_squared_distances(sq, name, SIGMA)
 
 
 def test_conjugate_gradient_solves_every_column_and_leaves_zero_columns():
@@ -246,7 +274,7 @@ def test_cholesky_failure_raises_solver_error_after_growing_jitter(data, monkeyp
     monkeypatch.setattr(torch.linalg, "cholesky_ex", failing_cholesky)
     with pytest.raises(SolverError, match="Cholesky factorisation of K_MM failed even with jitter"):
         exact("gaussian", M=20).fit(X, Y)
-    assert len(jitters) == falkon._CHOLESKY_TRIES
+    assert len(jitters) == preconditioner._CHOLESKY_TRIES
     assert all(later > earlier for earlier, later in zip(jitters, jitters[1:]))
 
 
@@ -262,8 +290,8 @@ def test_cholesky_retries_succeed_with_more_jitter(data, monkeypatch):
 
     monkeypatch.setattr(torch.linalg, "cholesky_ex", flaky_cholesky)
     solver = exact("gaussian", M=20).fit(X, Y)
-    first = falkon._EPS[torch.float64] * 20
-    assert solver.jitter_ == pytest.approx(first * falkon._JITTER_GROWTH**2)
+    first = preconditioner._EPS[torch.float64] * 20
+    assert solver.jitter_ == pytest.approx(first * preconditioner._JITTER_GROWTH**2)
     assert torch.isfinite(solver.alpha_).all()
 
 
@@ -273,7 +301,7 @@ def test_non_finite_kernel_raises_solver_error(data):
     with pytest.raises(SolverError, match="sigma=1e-30 is too small for torch.float32.*NaN/inf"):
         FalkonSolver(sigma=1e-30, M=20, device="cpu").fit(X, Y)
     with pytest.raises(SolverError, match="NaN/inf"):
-        falkon.cholesky_kmm(torch.full((3, 3), float("nan")))
+        preconditioner.cholesky_kmm(torch.full((3, 3), float("nan")))
 
 
 def test_median_sigma():
@@ -295,10 +323,35 @@ def test_median_sigma():
     ({"maxiter": 0}, "maxiter must be"),
     ({"tol": float("nan")}, "tol must be"),
     ({"dtype": "float16"}, "dtype must be"),
+    ({"strategy": "fast"}, "strategy must be one of auto, gram, store, stream"),
+    ({"block_rows": 2.5}, "block_rows must be an integer >= 1"),
 ])
 def test_invalid_settings(settings, message):
     with pytest.raises(ValueError, match=message):
         FalkonSolver(**settings)
+
+
+def test_solver_options_change_how_it_computes_not_what_it_predicts(data):
+    X, Y, X_test = data
+    default = FalkonSolver(sigma=SIGMA, lam=1e-3, M=60).fit(X, Y)
+    streamed = FalkonSolver(sigma=SIGMA, lam=1e-3, M=60, options=SolverOptions(strategy="stream", block_rows=64))
+    streamed.fit(X, Y)
+    assert streamed.strategy_ == "stream" and default.strategy_ != "stream"
+    assert (streamed.kernel, streamed.sigma, streamed.lam, streamed.M) == (default.kernel, SIGMA, 1e-3, 60)
+    assert streamed.dtype == default.dtype == torch.float32 and streamed.device == default.device
+    assert scaled_max_error(streamed.predict(X_test).cpu(), default.predict(X_test).cpu().numpy()) < 1e-4
+
+
+def test_keyword_options_map_into_solver_options(data):
+    X, Y, X_test = data
+    # The keyword arguments of the options' names replace those fields; the rest of ``options`` stays.
+    solver = exact("gaussian", M=50, options=SolverOptions(strategy="stream", block_rows=64, dtype="float32"))
+    assert solver.options == SolverOptions(dtype="float64", device="cpu", strategy="stream", block_rows=64)
+    assert solver.dtype == torch.float64 and solver.device == torch.device("cpu")
+    assert FalkonSolver(strategy="gram", block_rows=7).options == SolverOptions(strategy="gram", block_rows=7)
+    streamed, default = solver.fit(X, Y), exact("gaussian", M=50).fit(X, Y)
+    assert streamed.strategy_ == "stream"
+    assert scaled_max_error(streamed.predict(X_test), default.predict(X_test).numpy()) < 1e-8
 
 
 def test_invalid_data():
@@ -318,6 +371,16 @@ def test_cuda_request_without_cuda_is_an_error():
     with pytest.raises(ValueError, match="CUDA is not available"):
         FalkonSolver(device="cuda")
     assert FalkonSolver().device.type == "cpu"
+
+
+def test_runs_and_solvers_share_one_device_resolver():
+    # The run's device (a string) and the solver's (a torch.device) come from the same function, and its
+    # ParamError is the ValueError scikit-learn-style callers expect.
+    assert pick_device("auto") == str(resolve_device("auto")) == str(FalkonSolver().device)
+    assert pick_device("cpu") == "cpu" and resolve_device(torch.device("cpu")) == torch.device("cpu")
+    assert issubclass(ParamError, ValueError)
+    with pytest.raises(ParamError, match="unknown device 'tpu'"):
+        FalkonSolver(device="tpu")
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
@@ -362,7 +425,7 @@ def test_lambda_path_matches_direct_solves():
     k_fit, k_centres, k_held = (kernel_matrix(A, C, "gaussian", SIGMA) for A in (Xf, C, Xh))
     lams = [1e-3, 1e-1]
     errors, losses = selection._lambda_path(k_fit, k_centres, k_held, Yf, Yh, lams, torch.float32)
-    jitter = falkon.jitter_scale(k_centres, torch.float32)  # the jitter the float32 solver will add
+    jitter = preconditioner.jitter_scale(k_centres, torch.float32)  # the jitter the float32 solver will add
     for lam, error, loss in zip(lams, errors, losses):
         system = k_fit.T @ k_fit + lam * 100 * (k_centres + jitter * torch.eye(20, dtype=torch.float64))
         scores = k_held @ torch.linalg.solve(system, k_fit.T @ Yf)
@@ -409,32 +472,71 @@ def test_invalid_matmul(matmul, dtype, message):
 
 def test_auto_matmul_uses_bf16_only_for_float32_on_capable_cpus():
     cpu = torch.device("cpu")
-    assert falkon.resolve_matmul("auto", cpu, torch.float64) == "ieee"
-    assert falkon.resolve_matmul("auto", torch.device("cuda"), torch.float32) == "ieee"
-    assert falkon.resolve_matmul("ieee", cpu, torch.float32) == "ieee"
-    expected = "bf16" if falkon.bf16_dot_products() else "ieee"
-    assert falkon.resolve_matmul("auto", cpu, torch.float32) == expected
+    assert precision.resolve_matmul("auto", cpu, torch.float64) == "ieee"
+    assert precision.resolve_matmul("auto", torch.device("cuda"), torch.float32) == "ieee"
+    assert precision.resolve_matmul("ieee", cpu, torch.float32) == "ieee"
+    expected = "bf16" if precision.bf16_dot_products() else "ieee"
+    assert precision.resolve_matmul("auto", cpu, torch.float32) == expected
     with pytest.raises(ValueError, match="on cuda"):
-        falkon.resolve_matmul("bf16", torch.device("cuda"), torch.float32)
+        precision.resolve_matmul("bf16", torch.device("cuda"), torch.float32)
+
+
+@pytest.fixture
+def fresh_bf16_check():
+    """``bf16_dot_products`` measured anew in the test, and again (on the real CPU) after it."""
+    precision.bf16_dot_products.cache_clear()
+    yield
+    precision.bf16_dot_products.cache_clear()
+
+
+def test_bf16_mode_is_used_only_when_measured_accurate(monkeypatch, fresh_bf16_check):
+    cpu = torch.device("cpu")
+    measured = []
+
+    def error(value):
+        def measure():
+            measured.append(value)
+            return value
+        return measure
+
+    # A CPU with bf16 dot products whatever this one has; only the measured error decides.
+    monkeypatch.setattr(precision, "cpu_capabilities", lambda: {"avx512_bf16": True})
+    monkeypatch.setattr(torch.backends.mkldnn, "is_available", lambda: True)
+    monkeypatch.setattr(precision, "bf16_mode_error", error(2e-3))  # plain bf16 products, as on AMX CPUs
+    assert precision.resolve_matmul("auto", cpu, torch.float32) == "ieee"
+    with pytest.raises(ValueError, match="without them"):
+        precision.resolve_matmul("bf16", cpu, torch.float32)
+    assert measured == [2e-3]  # once per process: the answer is cached
+
+    precision.bf16_dot_products.cache_clear()
+    monkeypatch.setattr(precision, "bf16_mode_error", error(1e-6))  # split-bf16 products, as on Zen 4
+    assert precision.resolve_matmul("auto", cpu, torch.float32) == "bf16"
+    assert precision.resolve_matmul("auto", cpu, torch.float64) == "ieee"
+    assert FalkonSolver(device="cpu").matmul_ == "bf16"
+
+    precision.bf16_dot_products.cache_clear()
+    monkeypatch.setattr(precision, "cpu_capabilities", lambda: {})  # no bf16 dot products: nothing to measure
+    assert precision.resolve_matmul("auto", cpu, torch.float32) == "ieee"
+    assert measured == [2e-3, 1e-6]
 
 
 def test_matmul_precision_restores_torch_setting_when_the_last_solve_leaves():
     flag = torch.backends.mkldnn.matmul
     before = flag.fp32_precision
-    with falkon.matmul_precision("ieee"):
+    with precision.matmul_precision("ieee"):
         assert flag.fp32_precision == before
-    with falkon.matmul_precision("bf16"):
+    with precision.matmul_precision("bf16"):
         assert flag.fp32_precision == "bf16"
-        with falkon.matmul_precision("bf16"):
+        with precision.matmul_precision("bf16"):
             assert flag.fp32_precision == "bf16"
         assert flag.fp32_precision == "bf16"  # the outer solve is still running
     assert flag.fp32_precision == before
-    with pytest.raises(RuntimeError, match="inside"), falkon.matmul_precision("bf16"):
+    with pytest.raises(RuntimeError, match="inside"), precision.matmul_precision("bf16"):
         raise RuntimeError("inside")
     assert flag.fp32_precision == before
 
 
-@pytest.mark.skipif(not falkon.bf16_dot_products(), reason="needs a CPU with bf16 dot products")
+@pytest.mark.skipif(not precision.bf16_dot_products(), reason="needs a CPU with bf16 dot products")
 @pytest.mark.parametrize("lam, tolerance", [(1e-4, 5e-4), (1e-6, 2e-2)])
 def test_bf16_products_predict_like_ieee_products(lam, tolerance):
     # Measured: 3.5e-5 at λ = 1e-4, 2.4e-3 at the ill-conditioned default 1e-6 (where float32 IEEE itself

@@ -26,7 +26,7 @@ def test_robustness_study_links_every_run_and_summarises_per_level(tmp_path):
     assert [(s.method, s.classifier, s.params["shift_level"]) for s in specs] == [
         ("top-tune", "ridge", 0.0), ("top-tune", "logistic", 0.0), ("fine-tune", None, 0.0),
         ("top-tune", "ridge", 0.3), ("top-tune", "logistic", 0.3), ("fine-tune", None, 0.3)]
-    study = rob.run_study(specs, store, cache=FeatureCache(tmp_path / "cache"))
+    study = rob.STUDY.run(specs, store, cache=FeatureCache(tmp_path / "cache"))
     rows = store.runs(study_id=study.study_id)
     assert study.study_id.startswith("rob-") and len(rows) == 6 and len(study.run_ids) == 6
     assert all(r["params"]["run"]["shift"] == "awgn" and r["params"]["run"]["shift_on"] == "test" for r in rows)
@@ -36,8 +36,8 @@ def test_robustness_study_links_every_run_and_summarises_per_level(tmp_path):
         run = next(r for r in by_id.values() if rob.series(r) == point["series"]
                    and r["params"]["run"]["shift_level"] == point["level"])
         assert point["accuracy"] == run["accuracy"]
-    assert [s.study_id for s in rob.studies(store)] == [study.study_id]
-    assert sel.studies(store) == []  # a robustness study is not a selection study
+    assert [s.study_id for s in rob.STUDY.find(store)] == [study.study_id]
+    assert sel.STUDY.find(store) == []  # a robustness study is not a selection study
 
 
 def test_robustness_plans_refuse_what_cannot_run():
@@ -54,14 +54,14 @@ def test_robustness_plans_refuse_what_cannot_run():
 def test_selection_study_compares_rules_at_equal_sizes(tmp_path):
     store = Store(tmp_path / "s.duckdb")
     specs = sel.plan("digits", STAGED, [0.25, 0.5], ["entropy-high", "random"], shared={**TINY, **FINE}, preset="cpu")
-    study = sel.run_study(specs, store, cache=FeatureCache(tmp_path / "cache"))
+    study = sel.STUDY.run(specs, store, cache=FeatureCache(tmp_path / "cache"))
     rows = store.runs(study_id=study.study_id)
     assert study.study_id.startswith("sel-") and len(rows) == 4
     assert {(r["params"]["run"]["select"], r["params"]["run"]["fraction"], r["n_train"]) for r in rows} == {
         ("entropy-high", 0.25, 30), ("random", 0.25, 30), ("entropy-high", 0.5, 60), ("random", 0.5, 60)}
     assert study.subset_sizes == {0.25: 30, 0.5: 60} and study.rules == ["random", "entropy-high"]
     assert [name for name, _ in study.table()] == ["random", "entropy-high"]
-    assert [s.study_id for s in sel.studies(store)] == [study.study_id] and rob.studies(store) == []
+    assert [s.study_id for s in sel.STUDY.find(store)] == [study.study_id] and rob.STUDY.find(store) == []
 
 
 def test_cli_prints_accuracy_per_level_and_per_rule(tmp_path):
@@ -72,7 +72,7 @@ def test_cli_prints_accuracy_per_level_and_per_rule(tmp_path):
     res = cli.invoke(app, ["robustness", *args, "--shift", "blur", "--levels", "0,2", "--classifiers", "ridge", *tiny],
                      env={"COLUMNS": "200"})
     assert res.exit_code == 0, res.output
-    (study,) = rob.studies(Store(store))
+    (study,) = rob.STUDY.find(Store(store))
     row = next(line for line in res.output.splitlines() if "top-tune · ridge" in line)
     assert [f"{c.accuracy:.4f}" for c in (study.cells[("top-tune · ridge", lvl)] for lvl in (0.0, 2.0))] == \
         [cell for cell in row.replace("│", " ").split() if cell[0].isdigit()]

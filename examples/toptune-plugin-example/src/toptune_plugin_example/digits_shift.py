@@ -12,28 +12,14 @@ import hashlib
 from typing import ClassVar
 
 import numpy as np
-from PIL import Image
 
+from toptune.data import ArraySplit
 from toptune.params import Param
 from toptune.protocols import DatasetSplits
 
 # Bump when the corruption changes pixels for the same parameters, so cached features are not reused.
 ALGORITHM = "digits-shift-v1"
 _SPLITS = {"test": ("test",), "train": ("train",), "both": ("train", "test")}
-
-
-class ArraySplit:
-    """Grayscale images held as a (n, h, w) uint8 array, handed out as RGB like any photo."""
-
-    def __init__(self, images: np.ndarray, labels: np.ndarray):
-        self.images = images
-        self.labels = labels.astype(np.int64)
-
-    def __len__(self) -> int:
-        return len(self.labels)
-
-    def __getitem__(self, index: int) -> tuple[Image.Image, int]:
-        return Image.fromarray(self.images[index]).convert("RGB"), int(self.labels[index])
 
 
 def corrupt(images: np.ndarray, shift: str, strength: float, rng: np.random.Generator) -> np.ndarray:

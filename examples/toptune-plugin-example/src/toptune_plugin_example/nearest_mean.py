@@ -59,6 +59,42 @@ class NearestMean(ClassifierMixin, BaseEstimator):
     def predict(self, X):
         return self.classes_[self.decision_function(X).argmax(axis=1)]
 
+    # Optional (toptune.protocols.SavableClassifier): the fitted state, saved with each run so it leaves a
+    # model that `toptune predict` and `toptune export` use. JSON-able settings and named arrays only.
+    state_version = 1
+
+    def save_state(self) -> tuple[dict, dict]:
+        settings = {"params": self.get_params(), "classes": self.classes_.tolist(),
+                    "n_trained_params": self.n_trained_params_}
+        return settings, {"means": self.means_, "scale": self.scale_}
+
+    @classmethod
+    def load_state(cls, settings: dict, arrays: dict) -> NearestMean:
+        clf = cls(**settings["params"])
+        clf.classes_, clf.means_, clf.scale_ = np.asarray(settings["classes"]), arrays["means"], arrays["scale"]
+        clf.n_features_in_, clf.n_trained_params_ = clf.means_.shape[1], settings["n_trained_params"]
+        return clf
+
+    def scores_module(self):
+        """The decision function as torch operations, for ONNX / TorchScript export."""
+        import torch
+
+        class Scores(torch.nn.Module):
+            def __init__(self, means, scale, cosine):
+                super().__init__()
+                self.register_buffer("means", torch.tensor(means, dtype=torch.float32))
+                self.register_buffer("scale", torch.tensor(scale, dtype=torch.float32))
+                self.cosine = cosine
+
+            def forward(self, x):
+                x = x / self.scale
+                if self.cosine:
+                    unit = torch.nn.functional.normalize
+                    return unit(x, dim=1) @ unit(self.means, dim=1).T
+                return 2 * x @ self.means.T - (self.means**2).sum(1)
+
+        return Scores(self.means_, self.scale_, self.metric == "cosine").eval()
+
 
 def _features(X) -> np.ndarray:
     X = np.asarray(X, dtype=np.float64)

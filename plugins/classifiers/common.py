@@ -29,7 +29,7 @@ def check_params(estimator) -> dict:
 
 def fit_inputs(estimator, X, y) -> tuple[np.ndarray, np.ndarray]:
     """Validated float features and class labels; sets ``n_features_in_``."""
-    X, y = validate_data(estimator, _to_numpy(X), _to_numpy(y), dtype=_FLOATS)
+    X, y = validate_data(estimator, to_numpy(X), to_numpy(y), dtype=_FLOATS)
     check_classification_targets(y)
     labels = np.unique(y)
     if len(labels) < 2:
@@ -41,7 +41,7 @@ def fit_inputs(estimator, X, y) -> tuple[np.ndarray, np.ndarray]:
 
 def predict_inputs(estimator, X) -> np.ndarray:
     check_is_fitted(estimator)
-    return validate_data(estimator, _to_numpy(X), dtype=_FLOATS, reset=False)
+    return validate_data(estimator, to_numpy(X), dtype=_FLOATS, reset=False)
 
 
 def one_hot(codes: np.ndarray, n_classes: int) -> np.ndarray:
@@ -55,7 +55,7 @@ def scores_to_decision(scores: np.ndarray) -> np.ndarray:
     return scores[:, 1] - scores[:, 0] if scores.shape[1] == 2 else scores
 
 
-def _to_numpy(A):
+def to_numpy(A):
     # Only check for tensors when torch is already imported: whoever made a tensor has imported it.
     torch = sys.modules.get("torch")
     if torch is not None and isinstance(A, torch.Tensor):
@@ -73,3 +73,50 @@ def feature_scale(X: np.ndarray) -> np.ndarray:
     std = X.std(axis=0)
     # A constant feature keeps scale 1: it is 0 after centring either way, and dividing by 0 would give NaN.
     return np.where(std > 0, std, 1.0)
+
+
+# ---- saved state (toptune.protocols.SavableClassifier) ------------------------------------------------------
+
+def state_settings(estimator, **extra) -> dict:
+    """What every built-in saves besides its arrays: its parameters, the class labels, the feature count."""
+    return {"params": estimator.get_params(), "classes": np.asarray(estimator.classes_).tolist(),
+            "n_features_in": int(estimator.n_features_in_), "n_trained_params": int(estimator.n_trained_params_),
+            **extra}
+
+
+def restored(cls, settings: dict, arrays: dict, **attributes):
+    """A fitted estimator of ``cls`` from saved state: parameters, labels, then the given fitted attributes."""
+    estimator = cls(**settings["params"])
+    estimator.classes_ = np.asarray(settings["classes"])
+    estimator.n_features_in_ = int(settings["n_features_in"])
+    estimator.n_trained_params_ = int(settings["n_trained_params"])
+    for name, value in attributes.items():
+        setattr(estimator, name, value)
+    return estimator
+
+
+def standardizer(mean, scale):
+    """A torch module computing (x - mean) / scale in float32, for exported heads."""
+    import torch
+
+    class Standardize(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.register_buffer("mean", torch.tensor(np.broadcast_to(mean, np.shape(scale)), dtype=torch.float32))
+            self.register_buffer("scale", torch.tensor(np.asarray(scale), dtype=torch.float32))
+
+        def forward(self, x):
+            return (x - self.mean) / self.scale
+
+    return Standardize()
+
+
+def linear_scores(weight: np.ndarray, bias: np.ndarray):
+    """A torch linear layer with these (C, d) weights and (C,) biases."""
+    import torch
+
+    layer = torch.nn.Linear(weight.shape[1], weight.shape[0])
+    with torch.no_grad():
+        layer.weight.copy_(torch.as_tensor(weight, dtype=torch.float32))
+        layer.bias.copy_(torch.as_tensor(bias, dtype=torch.float32))
+    return layer.eval()

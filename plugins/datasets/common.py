@@ -8,7 +8,6 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
-from PIL import Image
 
 from toptune.params import Param
 
@@ -40,20 +39,6 @@ def stratified_split(labels: np.ndarray, test_size: float, seed: int) -> tuple[n
         test.append(members[:n_test])
         train.append(members[n_test:])
     return np.sort(np.concatenate(train)), np.sort(np.concatenate(test))
-
-
-def to_rgb(img: Image.Image) -> Image.Image:
-    """An RGB image; transparent areas become white rather than whatever colour hides under alpha 0."""
-    if img.mode == "RGB":
-        return img
-    if img.mode == "P" and "transparency" in img.info:
-        img = img.convert("RGBA")
-    if img.mode in ("RGBA", "LA", "PA"):
-        rgba = img.convert("RGBA")
-        background = Image.new("RGB", rgba.size, (255, 255, 255))
-        background.paste(rgba, mask=rgba.getchannel("A"))
-        return background
-    return img.convert("RGB")
 
 
 def sample_indices(n: int, k: int = SIZE_SAMPLE, seed: int = 0) -> np.ndarray:

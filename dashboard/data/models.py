@@ -1,0 +1,39 @@
+"""What the Predict page and a run's detail read about models: runs that saved one, loading it, and the
+test images a run got wrong."""
+
+from __future__ import annotations
+
+from .runs import open_store
+
+
+def model_runs(path) -> list[dict]:
+    """Finished runs that saved a model, newest first."""
+    store = open_store(path)
+    if store is None:
+        return []
+    return [r for r in store.runs(status="finished") if r.get("model_bytes")]
+
+
+def load(path, run_id: str):
+    """The run's model, on the CPU (the dashboard serves a few images at a time)."""
+    from toptune.models import load_model
+
+    return load_model(run_id, store=path, device="cpu")
+
+
+def misclassified(path, run: dict, limit: int = 24) -> list[dict]:
+    """Test images the run got wrong: the image, its true and its predicted class names, at most ``limit``."""
+    from toptune import registry
+
+    store = open_store(path)
+    rows = store.query(f"SELECT sample, y_true, y_pred FROM predictions WHERE run_id = '{run['id']}' "
+                       f"AND y_true <> y_pred ORDER BY sample LIMIT {int(limit)}", max_rows=None).rows
+    if not rows:
+        return []
+    test = registry.create("dataset", run["dataset"], **run["params"]["dataset"]).load().test
+    names = (run.get("info") or {}).get("classes") or []
+
+    def name(i):
+        return names[i] if 0 <= i < len(names) else str(i)
+
+    return [{"sample": s, "image": test[s][0], "true": name(t), "predicted": name(p)} for s, t, p in rows]
