@@ -21,10 +21,10 @@ from toptune import registry
 from toptune.models import export as exporter
 from toptune.models import load_model
 from toptune.models.files import size
-from toptune.models.model import model_folder
 from toptune.runner import run
 from toptune.spec import RunSpec
 from toptune.store import Store
+from toptune.store.artifacts import model_folder
 
 BATCH = 32
 

@@ -7,7 +7,6 @@ import math
 import pandas as pd
 import plotly.express as px
 import plotly.graph_objects as go
-from plotly.subplots import make_subplots
 
 from toptune.studies.compare import FINE, SAME_BAND_POINTS, TOP
 
@@ -42,18 +41,23 @@ def pareto_front(df: pd.DataFrame, x: str = "train_time_s", y: str = "accuracy")
     return points.loc[keep]
 
 
-def tradeoff_scatter(runs: pd.DataFrame) -> go.Figure:
+def tradeoff_scatter(runs: pd.DataFrame, total: int | None = None) -> go.Figure:
     """Accuracy against training time (log), coloured by method, with each dataset's Pareto front.
 
     Accuracies of different datasets do not compete, so each dataset gets its own front (and marker
     symbol). A front is drawn as the best accuracy reachable within a time budget: a step line from the
-    fastest run to the slowest time on the chart.
+    fastest run to the slowest time on the chart. Points are drawn by WebGL; when ``runs`` is a sample of
+    ``total`` runs, the chart says so (the fronts come from every run).
     """
     several = runs["dataset"].nunique() > 1
     fig = px.scatter(runs, x="train_time_s", y="accuracy", color="method", symbol="dataset" if several else None,
                      log_x=True, hover_name="id", hover_data=[c for c in HOVER if c in runs],
-                     color_discrete_map=METHOD_COLOURS,
+                     color_discrete_map=METHOD_COLOURS, render_mode="webgl",
+                     category_orders={"method": sorted(runs["method"].unique())},  # a steady legend; samples vary
                      labels={"train_time_s": "training time (s, log)", "accuracy": "test accuracy"})
+    if total is not None and total > len(runs):
+        fig.add_annotation(text=f"showing {len(runs):,} of {total:,} runs: a sample, with every Pareto front whole",
+                           xref="paper", yref="paper", x=0, y=1.08, showarrow=False, xanchor="left")
     fig.update_traces(marker={"size": 11, "opacity": 0.85})
     slowest = runs["train_time_s"].max()
     for dash, (dataset, group) in zip(("dash", "dot", "dashdot", "longdash") * 8, runs.groupby("dataset")):
@@ -65,10 +69,31 @@ def tradeoff_scatter(runs: pd.DataFrame) -> go.Figure:
     return fig
 
 
+# What a comparison's bar says on hover: which comparison, its verdict and the settings it holds for.
+SETTINGS_HOVER = ("comparison_id", "verdict", "image_size", "epochs", "preset", "seeds")
+# Past this many comparisons, bars show each dataset and setup's mean (± std across its comparisons).
+MANY_COMPARISONS = 60
+
+
+def per_setup(comparisons: pd.DataFrame) -> pd.DataFrame:
+    """One row per dataset and setup: mean Δ and speed-up, their spread across comparisons, and the count."""
+    grouped = comparisons.groupby(["dataset", "setup"], as_index=False)
+    out = grouped.agg(delta_points=("delta_points", "mean"), delta_std_points=("delta_points", "std"),
+                      speedup=("speedup", "median"), top_time_s=("top_time_s", "mean"),
+                      fine_time_s=("fine_time_s", "mean"), comparisons=("comparison_id", "count"))
+    out["verdict"] = ""
+    out["comparison_id"] = out["comparisons"].map(lambda n: f"{n} comparisons")
+    out["seeds"] = ""
+    return out.fillna({"delta_std_points": 0.0})
+
+
 def delta_bars(comparisons: pd.DataFrame) -> go.Figure:
-    """Δaccuracy (top − fine, points) per dataset and setup, over the ±1-point band where both are 'same'."""
+    """Δaccuracy (top − fine, points) per dataset and setup, over the ±1-point band where both are 'same'; one
+    bar per comparison, or per dataset and setup (mean ± std) past ``MANY_COMPARISONS``."""
+    if len(comparisons) > MANY_COMPARISONS:
+        comparisons = per_setup(comparisons)
     fig = px.bar(comparisons, x="dataset", y="delta_points", color="setup", barmode="group",
-                 error_y="delta_std_points", hover_data=["comparison_id", "verdict", "seeds"],
+                 error_y="delta_std_points", hover_data=[c for c in SETTINGS_HOVER if c in comparisons],
                  labels={"delta_points": "Δaccuracy, top − fine (points)"})
     fig.add_hrect(y0=-SAME_BAND_POINTS, y1=SAME_BAND_POINTS, fillcolor="gray", opacity=0.2, line_width=0,
                   annotation_text=f"same (±{SAME_BAND_POINTS:g} point)", annotation_position="top left")
@@ -77,7 +102,10 @@ def delta_bars(comparisons: pd.DataFrame) -> go.Figure:
 
 
 def speedup_bars(comparisons: pd.DataFrame) -> go.Figure:
-    """Fine-tuning time over top-tuning time per dataset and setup, log scale (1× = equal)."""
+    """Fine-tuning time over top-tuning time per dataset and setup, log scale (1× = equal); past
+    ``MANY_COMPARISONS`` comparisons, the median per dataset and setup."""
+    if len(comparisons) > MANY_COMPARISONS:
+        comparisons = per_setup(comparisons)
     fig = px.bar(comparisons, x="dataset", y="speedup", color="setup", barmode="group", log_y=True,
                  hover_data=["comparison_id", "top_time_s", "fine_time_s"],
                  labels={"speedup": "speed-up of top-tuning (×, log)"})
@@ -86,15 +114,20 @@ def speedup_bars(comparisons: pd.DataFrame) -> go.Figure:
     return fig
 
 
-def ablation_bars(runs: pd.DataFrame, by: str, value: str, log: bool = False) -> go.Figure:
-    """Mean ± std of ``value`` over finished runs grouped by ``by``, one bar per method."""
-    data = runs.assign(**{by: runs[by].fillna(NO_VALUE.get(by, "(none)"))})
-    stats = data.groupby([by, "method"])[value].agg(["mean", "std", "count"]).reset_index()
+def ablation_bars(stats: pd.DataFrame, by: str, value: str, log: bool = False) -> go.Figure:
+    """Mean ± std of ``value`` per ``by`` and method (``stats``: columns by, method, mean, std, count), one
+    bar per method; a linear axis zooms to the bars, so differences of a point or two show."""
+    stats = stats.assign(**{by: stats[by].fillna(NO_VALUE.get(by, "(none)"))})
     fig = px.bar(stats, x=by, y="mean", color="method", barmode="group", error_y=stats["std"].fillna(0.0),
                  log_y=log, hover_data=["count"], color_discrete_map=METHOD_COLOURS,
                  labels={"mean": AXIS_LABELS[value] + (", log" if log else ""), "count": "runs"})
     if log:
         fig.update_yaxes(**log_ticks(stats["mean"]))
+    elif len(stats):
+        spread = stats["std"].fillna(0.0)
+        low, high = float((stats["mean"] - spread).min()), float((stats["mean"] + spread).max())
+        margin = max((high - low) * 0.15, 1e-3)
+        fig.update_yaxes(range=[max(0.0, low - margin), high + margin])
     return fig
 
 
@@ -107,18 +140,38 @@ def confusion_heatmap(matrix: pd.DataFrame, x_label: str = "predicted class",
     return fig
 
 
-def epoch_figure(epochs: pd.DataFrame) -> go.Figure:
-    """Training loss, and train/validation accuracy when recorded (a VAE has none), per epoch."""
-    measured = [(c, name) for c, name in (("train_accuracy", "train accuracy"), ("val_accuracy", "validation accuracy"))
-                if c in epochs and epochs[c].notna().any()]
-    fig = make_subplots(rows=1, cols=2 if measured else 1,
-                        subplot_titles=("training loss", "accuracy")[:2 if measured else 1])
-    fig.add_trace(go.Scatter(x=epochs["epoch"], y=epochs["train_loss"], name="train loss", mode="lines+markers"),
-                  row=1, col=1)
-    for column, name in measured:
-        fig.add_trace(go.Scatter(x=epochs["epoch"], y=epochs[column], name=name, mode="lines+markers"), row=1, col=2)
+EPOCH_SERIES = {"train_loss": "train loss", "train_accuracy": "train accuracy", "val_accuracy": "validation accuracy"}
+
+
+def _epoch_axes(fig: go.Figure, y_title: str, title: str) -> go.Figure:
+    """An epoch chart's layout: a labelled y axis, whole epochs on x, its own legend above it."""
     fig.update_xaxes(title_text="epoch", dtick=1)
+    fig.update_yaxes(title_text=y_title)
+    fig.update_layout(title_text=title, legend={"orientation": "h", "yanchor": "bottom", "y": 1.02, "x": 0},
+                      margin={"t": 90})
     return fig
+
+
+def epoch_figures(epochs: pd.DataFrame) -> list[go.Figure]:
+    """Per epoch, one chart each: the training loss, then train and validation accuracy when recorded (a VAE has
+    none); every chart has its y axis labelled and its own legend."""
+    loss = go.Figure(go.Scatter(x=epochs["epoch"], y=epochs["train_loss"], name="train loss", mode="lines+markers",
+                                showlegend=True))
+    figures = [_epoch_axes(loss, "training loss", "Training loss")]
+    measured = [c for c in ("train_accuracy", "val_accuracy") if c in epochs and epochs[c].notna().any()]
+    if measured:
+        accuracy = go.Figure([go.Scatter(x=epochs["epoch"], y=epochs[c], name=EPOCH_SERIES[c], mode="lines+markers")
+                              for c in measured])
+        figures.append(_epoch_axes(accuracy, "accuracy", "Accuracy"))
+    return figures
+
+
+def epoch_overlay(curves: pd.DataFrame, column: str) -> go.Figure:
+    """One epoch series (``column``) of several runs on one chart, a line per run (``curves``: columns run,
+    epoch, ``column``), for comparing runs side by side."""
+    fig = go.Figure([go.Scatter(x=group["epoch"], y=group[column], name=str(run), mode="lines+markers")
+                     for run, group in curves.dropna(subset=[column]).groupby("run", sort=False)])
+    return _epoch_axes(fig, EPOCH_SERIES.get(column, column), EPOCH_SERIES.get(column, column).capitalize())
 
 
 # ---- clustering ------------------------------------------------------------------------------------

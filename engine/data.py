@@ -64,6 +64,39 @@ def holdout(labels: np.ndarray, indices: np.ndarray, fraction: float, seed: int 
     return np.sort(kept), np.sort(held)
 
 
+# Unreadable files listed by name in a run's info (the counts, skipped_train and skipped_test, stay whole).
+SHOWN_UNREADABLE = 50
+
+
+def sample_name(split, index: int) -> str:
+    """How a user finds a sample of a split: its file (relative to the dataset's folder) where the split has
+    files, else its position."""
+    paths = getattr(split, "paths", None)
+    if paths is not None and 0 <= int(index) < len(paths):
+        return str(paths[int(index)])
+    return f"sample {int(index)}"
+
+
+def unreadable(skipped: dict) -> dict:
+    """A run's info about images that could not be read: ``skipped_<split>`` counts, and ``skipped_files``, the
+    first ``SHOWN_UNREADABLE`` as {split, file, reason}. ``skipped`` maps a split's name to (split, [(index,
+    reason)]); top-tuning and fine-tuning report alike through this."""
+    info, listed = {}, []
+    for name, (split, bad) in skipped.items():
+        info[f"skipped_{name}"] = len(bad)
+        listed += [{"split": name, "file": sample_name(split, i), "reason": str(why)} for i, why in bad]
+    if listed:
+        info["skipped_files"] = listed[:SHOWN_UNREADABLE]
+    return info
+
+
+def unreadable_note(name: str, split, bad: list) -> str:
+    """One line for the progress output: how many of a split's images were skipped, and the first one."""
+    index, why = bad[0]
+    return (f"{name}: skipped {len(bad)} unreadable image(s), e.g. {sample_name(split, index)}: {why} "
+            "(the run's info lists them)")
+
+
 def dataset_info(splits) -> dict:
     """A dataset's metadata: #train, #test, #classes, class names, mean image size and the plugin's extras."""
     info = {"n_train": len(splits.train), "n_test": len(splits.test), "n_classes": len(splits.classes),
@@ -76,6 +109,27 @@ def describe_dataset(name: str, params: dict | None = None) -> dict:
     """Load a dataset (no feature extraction) and return its metadata."""
     values = registry.resolve_params("dataset", name, params or {})
     return dataset_info(registry.create("dataset", name, **values).load())
+
+
+def dataset_label(name: str, params: dict) -> tuple[str, str | None]:
+    """(the label a run's data is shown and grouped by, the absolute path of a local folder or file or None).
+
+    A dataset read from a path is named by it: a local folder or file by its own name (``photos``), a
+    remote one (a Hub id) as ``plugin:id``; any other dataset by its plugin's name. Two folders with the same
+    name are told apart by the store, which adds a short fingerprint of the path to the later one's label.
+    Cheap: one stat, nothing is read.
+    """
+    from pathlib import Path
+
+    path = params.get("path")
+    if not isinstance(path, str) or not path.strip():
+        return name, None
+    local = Path(path).expanduser()
+    if local.exists():
+        where = local.resolve()
+        return (where.stem if where.is_file() else where.name) or name, str(where)
+    family = registry.split_name(name)[0]
+    return f"{family}:{path.strip()}", None
 
 
 def preprocessing(backbone, image_size: int | None) -> dict:

@@ -49,11 +49,19 @@ def _read_json(path: Path) -> dict | None:
 
 
 class FileProgress(Progress):
-    """Progress written to a JSON file at most every ``interval`` seconds; honours a cancel flag."""
+    """Progress written to a JSON file at most every ``interval`` seconds; honours a cancel flag.
+
+    The file holds the current stage (``stage``, its ``done`` of ``total`` steps, the last ``message``), the
+    whole job (``job``: ``done`` of ``total`` runs, e.g. the cells of a comparison or study; one run is 0 of 1
+    until it ends) and when the job started (``started_at``, epoch seconds), so a reader can tell the elapsed
+    time and estimate what is left of the job, not only of the stage.
+    """
 
     def __init__(self, path: Path, cancel_flag: Path, interval: float = 0.5):
         self.path, self.cancel_flag, self.interval = path, cancel_flag, interval
-        self.state = {"stage": None, "done": 0, "total": None, "message": "", "updated": time.time()}
+        now = time.time()
+        self.state = {"stage": None, "done": 0, "total": None, "message": "", "updated": now, "started_at": now,
+                      "job": {"done": 0, "total": 1}}
         self._last = 0.0
 
     def _flush(self, force: bool = False) -> None:
@@ -87,6 +95,10 @@ class FileProgress(Progress):
     def set_total(self, total):
         self.state["total"] = total
         self._flush()
+
+    def overall(self, done, total):
+        self.state["job"] = {"done": int(done), "total": int(total)}
+        self._flush(force=True)
 
 
 def kinds() -> list[str]:
@@ -186,7 +198,7 @@ def _run_job(store_path, job: dict) -> None:
     _write_json(path, {**job, "state": "running", "started": time.time(), "pid": os.getpid()})
     try:
         run_ids = _execute(store_path, job, progress)
-        final = {"state": "finished", "run_ids": run_ids}
+        final = {"state": "finished", "run_ids": run_ids, **outcome(store_path, job["kind"], run_ids)}
     except Cancelled:
         final = {"state": "cancelled", "error": "cancelled"}
     except ToptuneError as exc:
@@ -194,6 +206,32 @@ def _run_job(store_path, job: dict) -> None:
     except Exception as exc:  # the worker outlives any one job
         final = {"state": "failed", "error": f"{type(exc).__name__}: {exc}"}
     _write_json(path, {**_read_json(path), **final, "ended": time.time()})
+
+
+def outcome(store_path, kind: str, run_ids: list[str]) -> dict:
+    """What a finished job's card shows besides its run ids: the accuracy of a single run, and a comparison's
+    verdict card (``answer``). Best effort: a job that finished stays finished if this cannot be read."""
+    from .store import Store
+
+    store = Store(store_path)
+    try:
+        if len(run_ids) == 1:
+            return {"accuracy": store.get_run(run_ids[0]).get("accuracy")}
+        from .studies import compare as cmp
+
+        if kind == cmp.STUDY.name and run_ids:
+            found = cmp.STUDY.summary(store, store.get_run(run_ids[0])["comparison_id"])
+            return {"answer": cmp.verdict_cards([found])[0].text} if found else {}
+    except ToptuneError:
+        pass
+    return {}
+
+
+def same_jobs(store_path, kind: str, payload: dict) -> list[dict]:
+    """Queued or running jobs of this kind with exactly this payload: a second one would repeat them."""
+    key = json.dumps(payload, sort_keys=True, default=str)
+    return [j for j in list_jobs(store_path) if j["state"] in ("queued", "running") and j["kind"] == kind
+            and json.dumps(j["payload"], sort_keys=True, default=str) == key]
 
 
 def worker_alive(store_path) -> bool:
@@ -211,15 +249,19 @@ def worker_alive(store_path) -> bool:
     return False
 
 
-def ensure_worker(store_path) -> None:
-    """Start a detached worker for this store unless one is running."""
+def ensure_worker(store_path) -> subprocess.Popen | None:
+    """Start a detached worker for this store unless one is running; returns it (None when one ran already).
+
+    The caller owns the process: poll it (``Popen.poll()``) until it ends, so that it is reaped rather than
+    left defunct while the caller lives on (the dashboard's jobs panel does).
+    """
     if worker_alive(store_path):
-        return
+        return None
     log = jobs_dir(store_path) / "worker.log"
     log.parent.mkdir(parents=True, exist_ok=True)
     with open(log, "ab") as fh:
-        subprocess.Popen([sys.executable, "-m", "toptune.jobs", str(store_path)], stdout=fh, stderr=fh,
-                         stdin=subprocess.DEVNULL, start_new_session=True)
+        return subprocess.Popen([sys.executable, "-m", "toptune.jobs", str(store_path)], stdout=fh, stderr=fh,
+                                stdin=subprocess.DEVNULL, start_new_session=True)
 
 
 if __name__ == "__main__":

@@ -32,6 +32,9 @@ class Progress:
     def set_total(self, total: int | None) -> None:
         """The current stage's size, once known (e.g. a solver's iteration cap, learnt inside ``fit``)."""
 
+    def overall(self, done: int, total: int) -> None:
+        """Where a job of several runs stands (a comparison, a study): ``done`` of its ``total`` runs ended."""
+
     unit: str | None = None  # what the current stage counts ('img', 'cell', 'it'), set by ``stage``
 
     @contextmanager
@@ -51,14 +54,19 @@ class TqdmProgress(Progress):
         self._bar = None
         self._disable = disable
 
+    # A stage of unknown size shows a clock until it counts something ("fit ridge: 0it" said nothing true).
+    CLOCK = "{desc}: {elapsed}"
+
     def begin(self, stage, total):
         from tqdm.auto import tqdm
 
         self._bar = tqdm(total=total, desc=stage, unit=self.unit or ("img" if total else "it"), leave=True,
-                         disable=self._disable, dynamic_ncols=True)
+                         disable=self._disable, dynamic_ncols=True, bar_format=None if total else self.CLOCK)
 
     def advance(self, n=1):
         if self._bar is not None:
+            if self._bar.bar_format is not None:
+                self._bar.bar_format = None  # counting now: the usual bar
             self._bar.update(n)
 
     def postfix(self, text):
@@ -68,10 +76,14 @@ class TqdmProgress(Progress):
     def set_total(self, total):
         if self._bar is not None:
             self._bar.total = total
+            self._bar.bar_format = None
             self._bar.refresh()
 
     def end(self):
         if self._bar is not None:
+            if self._bar.bar_format == self.CLOCK:  # a step of unknown size, counted by nobody
+                self._bar.bar_format = "{desc}: done in {elapsed}"
+                self._bar.refresh()
             self._bar.close()
             self._bar = None
 

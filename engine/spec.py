@@ -16,12 +16,13 @@ from typing import Any
 from . import registry
 from .errors import ParamError
 from .methods import get_method
-from .params import Param, validate
+from .params import Param, confine, shown, validate
 
 DEFAULT_BACKBONE = "efficientnet_lite0"
 DEFAULT_DATASET = "digits"
 DEFAULT_CLASSIFIER = "kernel"
 NAMESPACES = ("run", "backbone", "dataset", "classifier")
+MAX_SEED = 2**31 - 1  # the store's seed column is a 32-bit INTEGER
 
 
 @dataclass(frozen=True)
@@ -64,8 +65,8 @@ class ResolvedSpec:
 def schemas(spec: RunSpec) -> dict[str, dict[str, Param]]:
     """The parameter schema of each part of a run: its method's ("run") and each plugin's it uses."""
     method = get_method(spec.method)
-    if not isinstance(spec.seed, int) or isinstance(spec.seed, bool) or spec.seed < 0:
-        raise ParamError(f"seed must be a non-negative integer, got {spec.seed!r}")
+    if not isinstance(spec.seed, int) or isinstance(spec.seed, bool) or not 0 <= spec.seed <= MAX_SEED:
+        raise ParamError(f"seed must be an integer from 0 to {MAX_SEED}, got {shown(spec.seed)}")
     if method.uses_classifier and not spec.classifier:
         raise ParamError(f"method '{spec.method}' needs a classifier (--classifier)")
     out = {"run": method.params}
@@ -124,4 +125,5 @@ def resolve(spec: RunSpec) -> ResolvedSpec:
         if "device" in schema and "device" not in routed.get(kind, {}):
             params[kind]["device"] = params["run"]["device"]
     spec, params = method.settle(spec, params)
+    confine(params)  # a server's data root (toptune dashboard --data-root), when one is set
     return ResolvedSpec(spec, params)

@@ -44,4 +44,5 @@ def no_network(monkeypatch):
     # torchvision.datasets.utils calls urllib.request.urlopen for every download, so this is its one
     # network entry point.
     monkeypatch.setattr(urllib.request, "urlopen", offline)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")  # the hf dataset plugin: the Hub counts as unreachable
     return attempts

@@ -6,12 +6,17 @@ from __future__ import annotations
 from .runs import open_store
 
 
-def model_runs(path) -> list[dict]:
-    """Finished runs that saved a model, newest first."""
+def model_runs(path, limit: int = 500) -> list[dict]:
+    """The newest finished runs that saved a model (the columns a chooser shows)."""
+    from toptune.store import queries as q
+
     store = open_store(path)
     if store is None:
         return []
-    return [r for r in store.runs(status="finished") if r.get("model_bytes")]
+    columns = ["id", "method", "backbone", "classifier", "dataset", "dataset_label", "accuracy", "model_bytes"]
+    flt = q.RunFilter(extra="status = 'finished' AND model_bytes IS NOT NULL")
+    frame = q.frame(store, columns, flt, limit=limit)
+    return frame.astype(object).where(frame.notna(), None).to_dict("records")
 
 
 def load(path, run_id: str):

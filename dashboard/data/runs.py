@@ -1,14 +1,15 @@
-"""The runs the dashboard reads, as pandas frames, through the engine's own functions.
+"""The runs the dashboard reads, as pandas frames, through the engine's own queries.
 
-Pages call these and never open the store themselves (the SQL page's console aside), so store access
-keeps one shape: a short read-only connection per call under the store's shared lock. A store file
-that does not exist yet reads as empty instead of being created: looking must not write.
+Filters, sorting, paging and aggregates run in the store (``toptune.store.queries``), so a page reads only
+the rows it shows, and results are remembered per store version. Pages never open the store themselves
+(the SQL page's console aside): a short read-only connection per call under the store's shared lock. A
+store file that does not exist yet reads as empty instead of being created: looking must not write.
 """
 
 from __future__ import annotations
 
 import argparse
-import hashlib
+import functools
 import io
 import json
 import os
@@ -19,19 +20,20 @@ import pandas as pd
 
 from toptune import registry
 from toptune.store import DEFAULT_PATH, Store
+from toptune.store import queries as q
 
 STATUS_COLOURS = {"running": "blue", "finished": "green", "failed": "red", "interrupted": "orange"}
 # What the runs table shows, in order (the status as a coloured label); the export carries every column.
-TABLE_COLUMNS = ["status_badge", "id", "created_at", "method", "backbone", "classifier", "dataset", "seed",
+# Its "dataset" is the run's dataset label (an image folder's name, not "imagefolder").
+TABLE_COLUMNS = ["status_badge", "id", "name", "created_at", "method", "backbone", "classifier", "dataset", "seed",
                  "accuracy", "train_time_s", "extract_time_s", "fit_time_s", "predict_time_s",
                  "peak_memory_mb", "trained_params", "n_train", "n_test", "n_classes", "pretrain_source",
-                 "device", "cache_hit", "comparison_id", "study_id", "sweep_id", "energy_kwh", "error"]
+                 "device", "cache_hit", "tags", "note", "comparison_id", "study_id", "sweep_id", "energy_kwh", "error"]
 # A clustering run has no accuracy: its scores come out of the metrics JSON into these columns.
 CLUSTER_COLUMNS = ["purity", "overlaps", "nmi", "ari"]
-FILTER_COLUMNS = ("dataset", "backbone", "method", "classifier", "status")
-JSON_COLUMNS = ("params", "info", "spec", "metrics")
-SEARCHED = ("id", "method", "backbone", "classifier", "dataset", "status", "error", "comparison_id", "study_id",
-            "sweep_id", "pretrain_source", "params")
+FILTER_COLUMNS = ("dataset_label", "backbone", "method", "classifier", "status")
+SUMMARY_COLUMNS = ["method", "backbone", "classifier", "dataset", "config", "runs", "seeds", "accuracy_mean",
+                   "accuracy_std", "accuracy", "train_time_s_mean", "train_time_s_std"]
 
 
 def store_path(argv: list[str] | None = None, env: dict | None = None) -> Path:
@@ -48,19 +50,94 @@ def open_store(path) -> Store | None:
     return Store(path) if Path(path).exists() else None
 
 
-def load_runs(path) -> pd.DataFrame:
-    """Every run, newest first; JSON columns as text so the frame exports and searches as is."""
+def cached(fn):
+    """``fn(path, ...)`` remembered per store version: a page whose data did not change does not query again
+    (the store changes only on writes, and its version is a stat of its files)."""
+    remembered = []
+
+    @functools.wraps(fn)
+    def wrapper(path, *args, **kwargs):
+        if not remembered:  # made on first use, inside the app's runtime
+            import streamlit as st
+
+            def by_version(path, version, *args, **kwargs):
+                return fn(path, *args, **kwargs)
+
+            # Streamlit keys a cache by the function's module, name and source: each wrapped one its own.
+            by_version.__module__, by_version.__qualname__ = fn.__module__, f"{fn.__qualname__}.by_version"
+            remembered.append(st.cache_data(show_spinner=False, max_entries=64)(by_version))
+        return remembered[0](str(path), q.version(path), *args, **kwargs)
+
+    return wrapper
+
+
+def run_filter(chosen: dict | None = None, text: str = "", keep_missing: tuple = (), finished: bool = False,
+               tags: tuple | list = (), archived: bool | None = False):
+    """The runs the page's filters keep, as the store's own filter (so it becomes SQL): archived runs only when
+    ``archived`` (None: archived or not; False: none of them), and runs having every one of ``tags``."""
+    equals = tuple((k, tuple(v)) for k, v in sorted((chosen or {}).items()) if v)  # hashable, for the cache
+    return q.RunFilter(equals, text or "", tuple(keep_missing), "status = 'finished'" if finished else "",
+                       tags=tuple(tags), archived=None if archived is None else bool(archived))
+
+
+def dataset_name(run: dict) -> str:
+    """A run's dataset as people know it: its label (a folder's name, an hf:<id>), else the plugin's name."""
+    return str(run.get("dataset_label") or run.get("dataset") or "")
+
+
+# Where a run's info keeps the files it left out: ``skipped_files``, the unreadable images as {split, file, reason}
+# (``toptune.data.unreadable``), and ``skipped``, an image folder's links and duplicates as "file: why" lines; both
+# lists are capped, the counts are whole.
+SKIPPED_COUNTS = ("skipped_train", "skipped_test", "skipped_count")
+
+
+def skipped_files(info: dict | None) -> tuple[list[dict], int]:
+    """The files a run skipped, as rows (split, file, reason), and how many it skipped in all."""
+    info = info or {}
+    rows = [{"split": str(item.get("split") or ""), "file": str(item.get("file") or ""),
+             "reason": str(item.get("reason") or "")} for item in info.get("skipped_files") or []
+            if isinstance(item, dict)]
+    for line in info.get("skipped") or []:
+        file, _, reason = str(line).partition(": ")
+        rows.append({"split": "", "file": file, "reason": reason})
+    counted = sum(int(info[k]) for k in SKIPPED_COUNTS if isinstance(info.get(k), int))
+    return rows, max(counted, len(rows))
+
+
+@cached
+def tag_options(path) -> list[str]:
+    """Every tag some run carries, archived runs' included, sorted."""
     store = open_store(path)
-    rows = store.runs() if store else []
-    df = pd.DataFrame(rows)
-    if df.empty:
-        return pd.DataFrame(columns=[*TABLE_COLUMNS, *CLUSTER_COLUMNS, "status", *JSON_COLUMNS])
-    for col in CLUSTER_COLUMNS:
-        df[col] = [m.get(col) if isinstance(m, dict) else None for m in df.get("metrics", [None] * len(df))]
-    for col in JSON_COLUMNS:
-        if col in df:
-            df[col] = df[col].map(lambda v: None if v is None else json.dumps(v, sort_keys=True, default=str))
-    df.insert(0, "status_badge", df["status"].map(lambda s: [s]))  # drawn as a coloured label
+    return q.tags(store, q.RunFilter(archived=None)) if store else []
+
+
+@cached
+def counts(path, flt=None) -> dict[str, int]:
+    """How many runs the filter keeps, per status and in all."""
+    store = open_store(path)
+    return q.count(store, flt) if store else {"all": 0}
+
+
+@cached
+def filter_options(path, columns: tuple, flt=None) -> dict[str, list[str]]:
+    """Each filter's choices: the values present in the store (in the runs ``flt`` keeps)."""
+    store = open_store(path)
+    return q.options(store, list(columns), flt) if store else {c: [] for c in columns}
+
+
+@cached
+def page(path, flt=None, order: str = "created_at", descending: bool = True, size: int = 100,
+         number: int = 1) -> pd.DataFrame:
+    """One page of the runs table (the status as a coloured label), sorted and filtered in the store."""
+    store = open_store(path)
+    if store is None:
+        return pd.DataFrame(columns=TABLE_COLUMNS)
+    columns = [c for c in TABLE_COLUMNS if c != "status_badge"] + ["status", "dataset_label"]
+    df = q.frame(store, [*dict.fromkeys(columns + CLUSTER_COLUMNS + ["metrics"])], flt, order, descending,
+                 size, (number - 1) * size)
+    df.insert(0, "status_badge", df["status"].map(lambda s: [s]))
+    df["plugin"] = df["dataset"]
+    df["dataset"] = df["dataset_label"].fillna(df["dataset"])
     return df
 
 
@@ -71,39 +148,11 @@ def table_columns(df: pd.DataFrame) -> list[str]:
     return [*TABLE_COLUMNS[:at], *scored, *TABLE_COLUMNS[at:]]
 
 
-def options(df: pd.DataFrame, column: str) -> list[str]:
-    """Distinct non-empty values of a column, sorted, for a filter's choices."""
-    if column not in df:
-        return []
-    return sorted({str(v) for v in df[column].dropna()})
-
-
-def filter_runs(df: pd.DataFrame, chosen: dict[str, list], text: str = "",
-                keep_missing: tuple[str, ...] = ()) -> pd.DataFrame:
-    """Rows whose columns take one of the chosen values (an empty choice keeps all) and contain ``text``.
-
-    A column in ``keep_missing`` lets rows without a value through: a fine-tuning run has no classifier
-    but still belongs next to the top-tuning runs chosen by classifier.
-    """
-    keep = pd.Series(True, index=df.index)
-    for column, values in chosen.items():
-        if values and column in df:
-            match = df[column].astype(str).isin([str(v) for v in values])
-            keep &= match | df[column].isna() if column in keep_missing else match
-    words = text.lower().split()
-    if words and not df.empty:
-        columns = df[[c for c in SEARCHED if c in df]]
-        haystack = columns.astype(object).where(columns.notna(), "").astype(str).agg(" ".join, axis=1).str.lower()
-        for word in words:
-            keep &= haystack.str.contains(word, regex=False)
-    return df[keep]
-
-
 def run_labels(df: pd.DataFrame) -> dict[str, str]:
     """A readable one-line label per run id, for choosing a run."""
     labels = {}
     for row in df.astype(object).where(df.notna(), None).to_dict("records"):
-        parts = [str(row[c]) for c in ("id", "method", "backbone", "classifier", "dataset") if row[c]]
+        parts = [str(row[c]) for c in ("name", "id", "method", "backbone", "classifier", "dataset") if row.get(c)]
         parts += _pipeline(row.get("metrics"))
         labels[row["id"]] = f"{' · '.join(parts)} · seed {row['seed']} · {row['status']}"
     return labels
@@ -111,57 +160,42 @@ def run_labels(df: pd.DataFrame) -> dict[str, str]:
 
 def _pipeline(metrics_json: str | None) -> list[str]:
     """A clustering run's pipeline and latent size, which tell the runs of one study apart."""
-    metrics = json.loads(metrics_json) if metrics_json else {}
+    metrics = (json.loads(metrics_json) if metrics_json else None) or {}  # a stored JSON null too
     if "pipeline" not in metrics:
         return []
     z = f" Z={metrics['latent']}" if metrics["pipeline"] != "kmeans" else ""
     return [metrics["pipeline"] + z]
 
 
-def sort_runs(df: pd.DataFrame, column: str, descending: bool) -> pd.DataFrame:
-    return df.sort_values(column, ascending=not descending, na_position="last", kind="stable")
-
-
-def _config_key(params_json: str | None) -> str:
-    """A digest of a run's parameters without its seeds: runs that differ only by seed share it."""
-    params = json.loads(params_json) if params_json else {}
-    unseeded = {ns: {k: v for k, v in values.items() if k != "seed"} if isinstance(values, dict) else values
-                for ns, values in params.items()}
-    return hashlib.sha1(json.dumps(unseeded, sort_keys=True).encode()).hexdigest()[:8]
-
-
-def seed_summary(df: pd.DataFrame) -> pd.DataFrame:
+@cached
+def seed_summary(path, flt=None) -> pd.DataFrame:
     """Finished runs that differ only by seed, as mean ± std of accuracy and training time.
 
     Clustering runs have no accuracy; the Clustering page summarises them by study instead.
     """
-    done = df[(df["status"] == "finished") & df["accuracy"].notna()].copy() if not df.empty else df
-    columns = ["method", "backbone", "classifier", "dataset", "config", "runs", "seeds", "accuracy_mean",
-               "accuracy_std", "accuracy", "train_time_s_mean", "train_time_s_std"]
-    if done.empty:
-        return pd.DataFrame(columns=columns)
-    done["config"] = done["params"].map(_config_key)
-    keys = ["method", "backbone", "classifier", "dataset", "config"]
-    out = done.groupby(keys, dropna=False).agg(
-        runs=("id", "count"), seeds=("seed", "nunique"), accuracy_mean=("accuracy", "mean"),
-        accuracy_std=("accuracy", "std"),
-        train_time_s_mean=("train_time_s", "mean"), train_time_s_std=("train_time_s", "std")).reset_index()
-    out[["accuracy_std", "train_time_s_std"]] = out[["accuracy_std", "train_time_s_std"]].fillna(0.0)
-    out["accuracy"] = [f"{m:.4f} ± {s:.4f}" for m, s in zip(out["accuracy_mean"], out["accuracy_std"])]
-    return out[columns].sort_values(["dataset", "method", "accuracy_mean"], ascending=[True, True, False])
+    store = open_store(path)
+    summary = q.seed_summary(store, flt) if store else pd.DataFrame(columns=SUMMARY_COLUMNS)
+    summary["accuracy"] = [f"{m:.4f}" + (f" ± {s:.4f}" if n > 1 else "")
+                           for m, s, n in zip(summary["accuracy_mean"], summary["accuracy_std"], summary["runs"])]
+    return summary[SUMMARY_COLUMNS]
 
 
-def export_frame(df: pd.DataFrame) -> pd.DataFrame:
-    """The filtered runs with every stored column, as written to CSV and Parquet."""
-    return df.drop(columns=["status_badge"], errors="ignore").reset_index(drop=True)
+def export(path, flt=None) -> pd.DataFrame:
+    """The filtered runs with every stored column (JSON as text), as written to CSV and Parquet."""
+    store = open_store(path)
+    if store is None:
+        return pd.DataFrame()
+    with store.reading() as con:
+        columns = [r[0] for r in con.execute("DESCRIBE runs").fetchall()]
+    return q.frame(store, columns, flt)
 
 
 def to_csv(df: pd.DataFrame) -> bytes:
-    return export_frame(df).to_csv(index=False).encode()
+    return df.to_csv(index=False).encode()
 
 
 def to_parquet(df: pd.DataFrame) -> bytes:
-    out = export_frame(df)
+    out = df.reset_index(drop=True)
     # Parquet needs one type per column; an all-empty column has none, so it is written as text.
     for col in out.columns[out.isna().all()]:
         out[col] = out[col].astype("string")

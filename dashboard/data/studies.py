@@ -8,17 +8,26 @@ from __future__ import annotations
 
 import pandas as pd
 
+from toptune.store import queries as q
 from toptune.store.artifacts import artifact_path
 from toptune.studies import STUDIES, clustering
 from toptune.studies import compare as cmp
 
-from .runs import open_store
+from .runs import cached, open_store
 
 
-def find_studies(path, name: str) -> list:
-    """Every study of one kind (a ``STUDIES`` name) with a finished run, oldest first."""
+@cached
+def study_index(path, name: str, limit: int = 200) -> pd.DataFrame:
+    """The newest studies of one kind, one row each (study_id, dataset, backbone, runs, created_at)."""
     store = open_store(path)
-    return STUDIES[name].find(store) if store else []
+    return STUDIES[name].index(store, limit) if store else pd.DataFrame(columns=["study_id"])
+
+
+@cached
+def study_summary(path, name: str, study_id: str):
+    """One study's summary, read from its own runs."""
+    store = open_store(path)
+    return STUDIES[name].summary(store, study_id) if store else None
 
 
 def points_frame(study) -> pd.DataFrame:
@@ -26,38 +35,88 @@ def points_frame(study) -> pd.DataFrame:
     return pd.DataFrame(study.points())
 
 
-def load_comparisons(path) -> list[cmp.Comparison]:
-    return find_studies(path, cmp.STUDY.name)
+@cached
+def load_comparisons(path, flt=None) -> list[cmp.Comparison]:
+    """Complete comparisons (of the runs ``flt`` keeps), aggregated in the store, oldest first."""
+    store = open_store(path)
+    return cmp.comparisons(store, flt) if store else []
 
 
-def comparisons_frame(items: list[cmp.Comparison], runs: pd.DataFrame) -> pd.DataFrame:
-    """One row per comparison: both methods' accuracy and time, Δ in points, speed-up, verdict."""
-    columns = ["comparison_id", "dataset", "backbone", "classifier", "pretrain_source", "setup", "seeds",
-               "top_accuracy", "top_std", "fine_accuracy", "fine_std", "top_time_s", "fine_time_s",
-               "delta_points", "delta_std_points", "speedup", "verdict"]
-    source = dict(zip(runs["id"], runs["pretrain_source"])) if not runs.empty else {}
-    rows = []
-    for c in items:
-        rows.append({
-            "comparison_id": c.comparison_id, "dataset": c.dataset, "backbone": c.backbone,
-            "classifier": c.classifier, "pretrain_source": source.get(c.run_ids[0]),
-            "setup": f"{c.backbone} · {c.classifier}", "seeds": c.top.n_runs,
-            "top_accuracy": c.top.accuracy, "top_std": c.top.accuracy_std,
-            "fine_accuracy": c.fine.accuracy, "fine_std": c.fine.accuracy_std,
-            "top_time_s": c.top.train_time_s, "fine_time_s": c.fine.train_time_s,
-            "delta_points": c.delta_points,
-            "delta_std_points": 100.0 * (c.top.accuracy_std ** 2 + c.fine.accuracy_std ** 2) ** 0.5,
-            "speedup": c.speedup, "verdict": c.verdict})
+# The settings a verdict holds for, as the Compare page filters by them: (label, how a comparison reads it).
+SETTINGS = {"image_size": "Image size (px)", "epochs": "Fine-tuning epochs", "preset": "Preset", "seeds": "Seeds"}
+
+
+def setting(c: cmp.Comparison, name: str) -> str:
+    """A comparison's value of one setting as a filter shows it ("224", "3", "cpu"; "?" where unknown). Image
+    size is the top-tuning side's, with the fine-tuning side's after a slash when they differ."""
+    if name == "image_size":
+        top, fine = c.image_size, c.fine_image_size if c.fine_image_size is not None else c.image_size
+        return "/".join(str(v if v is not None else "?") for v in dict.fromkeys([top, fine]))
+    if name == "seeds":
+        return str(c.seeds if c.seeds is not None else max(c.top.n_runs, c.fine.n_runs))
+    value = getattr(c, name)
+    return "?" if value is None else str(value)
+
+
+def setting_options(items: list[cmp.Comparison]) -> dict[str, list[str]]:
+    """Each setting's values among ``items``, numbers in numeric order."""
+    def order(v: str):
+        head = v.split("/")[0]
+        return (0, int(head), v) if head.isdigit() else (1, 0, v)
+
+    return {name: sorted({setting(c, name) for c in items}, key=order) for name in SETTINGS}
+
+
+def with_settings(items: list[cmp.Comparison], chosen: dict[str, list[str]]) -> list[cmp.Comparison]:
+    """The comparisons whose every setting is among the chosen values (none chosen: any)."""
+    return [c for c in items if all(not values or setting(c, name) in values for name, values in chosen.items())]
+
+
+def comparisons_frame(items: list[cmp.Comparison]) -> pd.DataFrame:
+    """One row per comparison: its data and setup, the settings its verdict holds for (image size, epochs, preset,
+    seeds), both methods' accuracy and time, Δ in points, speed-up, verdict."""
+    columns = ["comparison_id", "dataset", "backbone", "classifier", "pretrain_source", "setup", "image_size",
+               "epochs", "preset", "seeds", "top_accuracy", "top_std", "fine_accuracy", "fine_std", "top_time_s",
+               "fine_time_s", "delta_points", "delta_std_points", "speedup", "verdict"]
+    rows = [{"comparison_id": c.comparison_id, "dataset": c.label, "backbone": c.backbone,
+             "classifier": c.classifier, "pretrain_source": c.pretrain_source,
+             "setup": f"{c.backbone} · {c.classifier} · {c.size_text}", "image_size": c.size_text,
+             "epochs": c.epochs, "preset": c.preset, "seeds": int(setting(c, "seeds")),
+             "top_accuracy": c.top.accuracy, "top_std": c.top.accuracy_std,
+             "fine_accuracy": c.fine.accuracy, "fine_std": c.fine.accuracy_std, "top_time_s": c.top.train_time_s,
+             "fine_time_s": c.fine.train_time_s, "delta_points": c.delta_points,
+             "delta_std_points": 100.0 * (c.top.accuracy_std ** 2 + c.fine.accuracy_std ** 2) ** 0.5,
+             "speedup": c.speedup, "verdict": c.verdict} for c in items]
     return pd.DataFrame(rows, columns=columns)
+
+
+def verdict_cards(items: list[cmp.Comparison]) -> list[cmp.Card]:
+    """The one-line answer per dataset and setup (the newest comparison's), as ``toptune report`` prints it."""
+    return cmp.verdict_cards(items)
+
+
+@cached
+def points(path, flt=None, limit: int = 5000) -> tuple[pd.DataFrame, int]:
+    """Finished runs for the accuracy-against-time chart, sampled past ``limit`` (Pareto fronts kept); their
+    ``dataset`` is the dataset's label, so two image folders never share a front."""
+    store = open_store(path)
+    if store is None:
+        return pd.DataFrame(), 0
+    runs, total = q.points(store, flt, limit)
+    if "dataset_label" in runs:
+        runs = runs.assign(dataset=runs["dataset_label"].fillna(runs["dataset"]))
+    return runs, total
+
+
+@cached
+def ablation(path, by: str, value: str, flt=None) -> pd.DataFrame:
+    """Mean ± std of ``value`` per ``by`` and method over the finished runs ``flt`` keeps."""
+    store = open_store(path)
+    return q.grouped_stats(store, by, value, flt) if store else pd.DataFrame()
 
 
 def verdict_summary(items: list[cmp.Comparison]) -> list[cmp.Aggregate]:
     return cmp.aggregate(items)
-
-
-def load_studies(path) -> list[clustering.ClusterStudy]:
-    """Clustering studies with at least one finished run, oldest first."""
-    return find_studies(path, clustering.STUDY.name)
 
 
 def study_runs(path, study_id: str) -> list[dict]:
@@ -73,3 +132,22 @@ def has_latents(path, run_id: str) -> bool:
 def latent_projection(path, run_id: str, method: str) -> pd.DataFrame:
     """One row per image: x, y (PCA or t-SNE of the latent codes), cluster, label, sample."""
     return pd.DataFrame(clustering.latent_projection(path, run_id, method))
+
+
+def sized(flt, sizes: list[str]):
+    """``flt`` keeping only runs of these image sizes (values as ``setting`` shows them: "224", "224/128"); as
+    given where no size is chosen. The sizes go into the SQL as checked integers."""
+    wanted = sorted({int(part) for size in sizes or [] for part in str(size).split("/") if part.isdigit()})
+    return flt.also(f"{q.IMAGE_SIZE} IN ({', '.join(str(n) for n in wanted)})") if wanted else flt
+
+
+def image_size_groups(runs: pd.DataFrame) -> list[tuple[str, pd.DataFrame]]:
+    """The runs of an accuracy-against-time chart split by the image size they saw ("128 px", …; "size unknown"
+    for runs that recorded none), smallest first: one list item where every run saw the same size."""
+    if "image_size" not in runs or runs["image_size"].nunique(dropna=False) <= 1:
+        return [("", runs)]
+    sizes = runs["image_size"].astype("Float64")
+    order = sorted(sizes.dropna().unique()) + ([None] if sizes.isna().any() else [])
+    return [(f"{int(size)} px" if size is not None else "size unknown",
+             runs[sizes.isna().to_numpy()] if size is None else runs[(sizes == size).fillna(False).to_numpy()])
+            for size in order]

@@ -43,6 +43,7 @@ class Sweep:
     jobs: list[dict] = field(default_factory=list)  # newest first
     created: float = float("inf")  # seconds since the epoch
     n_runs: int = 0
+    recorded_cells: int = 0  # cells with a run in the store (counted there, for the menu)
 
     @property
     def job(self) -> dict | None:
@@ -97,7 +98,8 @@ def label(sweep: Sweep) -> str:
     """A one-line name for the sweep menu."""
     when = datetime.fromtimestamp(sweep.created).strftime("%Y-%m-%d %H:%M") if sweep.created < float("inf") else ""
     # No job state here: the menu is drawn once per page load, so a state would go stale while the grid refreshes.
-    return " · ".join(p for p in (sweep.sweep_id, sweep.name, f"{len(sweep.cells)} cells", when) if p)
+    cells = max(len(sweep.cells), sweep.recorded_cells)
+    return " · ".join(p for p in (sweep.sweep_id, sweep.name, f"{cells} cells", when) if p)
 
 
 def _outcome(runs: list[dict]) -> dict:
@@ -179,6 +181,27 @@ def counts(cells: pd.DataFrame) -> dict[str, int]:
     out = {s: int(by_status.get(s, 0)) for s in STATUSES}
     out.update(total=len(cells), done=sum(out[s] for s in ENDED))
     return out
+
+
+def recorded_sweeps(path, limit: int = 200) -> list[Sweep]:
+    """The newest sweeps that recorded runs, counted in the store (no run read): id, cells, first run's time."""
+    store = open_store(path)
+    if store is None:
+        return []
+    with store.reading() as con:
+        rows = con.execute(f"""SELECT sweep_id, count(DISTINCT cell_key), count(*), min(created_at) FROM runs
+                               WHERE sweep_id IS NOT NULL GROUP BY 1 ORDER BY 4 DESC LIMIT {int(limit)}""").fetchall()
+    return [Sweep(sweep_id, recorded_cells=cells, n_runs=n, created=_epoch(created))
+            for sweep_id, cells, n, created in rows]
+
+
+def menu(path) -> list[Sweep]:
+    """Every sweep to choose from, newest first: the job queue's (whole grids) and the store's."""
+    found = {s.sweep_id: s for s in catalogue([], sweep_jobs(path))}
+    for sweep in recorded_sweeps(path):
+        known = found.setdefault(sweep.sweep_id, sweep)
+        known.created, known.recorded_cells = min(known.created, sweep.created), sweep.recorded_cells
+    return sorted(found.values(), key=lambda s: s.created, reverse=True)
 
 
 def sweep_runs(path, sweep_id: str | None = None) -> list[dict]:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from toptune.dashboard.launch.form import lines, param_areas, plugin_choice, submit
+from toptune.dashboard.launch.form import checked_specs, lines, param_areas, plugin_choice, submit
 from toptune.params import parse_assignments
 from toptune.spec import DEFAULT_BACKBONE, DEFAULT_DATASET
 from toptune.studies import clustering
@@ -28,12 +28,12 @@ def payload(dataset: str, backbone: str, latents: str, seeds: int | None, preset
            "seeds": None if seeds is None else int(seeds), "shared": common,
            "feature": parse_assignments(lines(feature)), "image": parse_assignments(lines(image)),
            "pipelines": list(pipelines), "preset": preset}
-    clustering.plan(**out)
+    checked_specs(clustering.plan(**out))  # and the data folder is there
     return out
 
 
 def form(path) -> None:
-    with st.form("cluster_form"):
+    with st.form("cluster_form", enter_to_submit=False):
         top = st.columns(4)
         dataset = plugin_choice("Dataset", "dataset", DEFAULT_DATASET, top[0], "cluster")
         backbone = plugin_choice("Backbone", "backbone", DEFAULT_BACKBONE, top[1], "cluster")

@@ -4,23 +4,37 @@ The fields, the values they start with and how their answers become a job are pl
 they are tested without a browser; ``widget`` is the only part that draws. Only answers that differ
 from what a field started with are sent: defaults stay the engine's to fill in (a plugin's seed and
 device follow the run's unless set), and the stored spec shows what the user actually chose.
+
+Queueing is deliberate: forms submit only on their button (never on Enter in a field); a required field
+left empty, a data folder or weights file that does not exist, or any value the CLI would refuse queues
+nothing; and a job identical to one already queued or running is queued only after a second click.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import streamlit as st
 
 from toptune import jobs, registry
-from toptune.errors import ToptuneError
+from toptune.dashboard.widgets.ui import literal
+from toptune.errors import ParamError, ToptuneError
 from toptune.methods import METHODS
-from toptune.params import Param
-from toptune.spec import RunSpec, resolve
+from toptune.params import NOT_PATHS, PATH_NAMES, PATH_SUFFIXES, Param, to_json
+from toptune.runner import preflight
+from toptune.spec import ResolvedSpec, RunSpec, resolve
 from toptune.studies import compare as cmp
 
 AUTOMATIC = "(automatic)"
+REQUIRED = "(required)"
+# A value of this shape may name a remote dataset (a Hub id such as user/name[:config][@revision]) rather than a
+# local path, so a folder of that name not existing here is no error, and nothing is downloaded to check it.
+REMOTE_ID = re.compile(r"[A-Za-z0-9][\w.-]*/[\w.-]+([:@][\w.-]+)*")
+WAITING = ("queued", "running")
+PENDING, NOTICE = "launch_duplicate", "launch_notice"  # session keys: a duplicate awaiting its confirm, a message
 
 
 @dataclass(frozen=True)
@@ -33,6 +47,14 @@ class Field:
     @property
     def name(self) -> str:
         return self.key.rpartition(".")[2]
+
+    @property
+    def required(self) -> bool:
+        return bool(getattr(self.param, "required", False)) and self.start is None
+
+    @property
+    def label(self) -> str:
+        return f"{self.name} {REQUIRED}" if self.required else self.name
 
 
 @dataclass
@@ -113,8 +135,53 @@ def describe(param: Param) -> str:
         bits.append(f"≤ {param.max:g}")
     if param.keywords:
         bits.append("or " + " / ".join(param.keywords))
-    bits.append("default: " + ("automatic" if param.default is None else str(param.default)))
+    if getattr(param, "required", False) and param.default is None:
+        bits.append("required")
+    else:
+        bits.append("default: " + ("automatic" if param.default is None else str(param.default)))
     return ", ".join(bits)
+
+
+def require(sections: list[Section], given: dict[str, dict[str, Any]]) -> None:
+    """Refuse (ParamError) when a required field was left empty, naming it and its section."""
+    for section in sections:
+        for f in section.fields:
+            if f.required and f.key not in given.get(f.target, {}):
+                raise ParamError(f"{f.name} ({section.title}) is required: fill it in")
+
+
+def check_paths(rs: ResolvedSpec, checked: set | None = None) -> None:
+    """Check that a run's data folder, weights file and other paths exist before it is queued, as the CLI does
+    before it records a run (each plugin's own ``check()``, through ``toptune.runner.preflight``).
+
+    A dataset path shaped like a remote id (``user/name``) that is no folder here is left to the run: checking it
+    could mean a download in the dashboard's process. ``checked`` remembers the plugins checked already, so a
+    study or sweep checks each distinct dataset and backbone once.
+    """
+    checked = set() if checked is None else checked
+    key = to_json([rs.spec.backbone, rs.spec.dataset, rs.spec.classifier,
+                   *(rs.params.get(k) for k in ("backbone", "dataset", "classifier"))])
+    if key in checked:
+        return
+    checked.add(key)
+    if any(_remote(k, v) for k, v in (rs.params.get("dataset") or {}).items()):
+        rs = ResolvedSpec(rs.spec, {k: v for k, v in rs.params.items() if k != "dataset"})
+    preflight(rs)
+
+
+def checked_specs(specs: list[RunSpec]) -> list[RunSpec]:
+    """``specs`` once each distinct run's paths were checked (``check_paths``); raises for the first missing."""
+    checked: set = set()
+    for spec in specs:
+        check_paths(resolve(spec), checked)
+    return specs
+
+
+def _remote(key: str, value) -> bool:
+    """Whether a dataset parameter names a path that is not here but may be a remote id."""
+    if not (key in PATH_NAMES or key.endswith(PATH_SUFFIXES)) or not isinstance(value, str) or value in NOT_PATHS:
+        return False
+    return not Path(value).expanduser().exists() and REMOTE_ID.fullmatch(value.strip()) is not None
 
 
 def answers(fields: list[Field], raw: dict[str, Any]) -> dict[str, dict[str, Any]]:
@@ -133,7 +200,7 @@ def run_payload(method: str, backbone: str, dataset: str, classifier: str | None
     """A validated RunSpec dict for ``jobs.submit(..., 'run', ...)``; raises ToptuneError when invalid."""
     spec = RunSpec(method, backbone, dataset, classifier if METHODS[method].uses_classifier else None,
                    given.get("params", {}), int(seed))
-    resolve(spec)
+    check_paths(resolve(spec))
     return spec.to_dict()
 
 
@@ -142,7 +209,7 @@ def compare_payload(backbone: str, dataset: str, classifier: str, seeds: int, pr
     payload = {"dataset": dataset, "backbone": backbone, "classifier": classifier, "seeds": int(seeds),
                "shared": given.get("shared", {}), "top": given.get("top", {}), "fine": given.get("fine", {}),
                "preset": preset}
-    cmp.plan(**payload)
+    checked_specs(cmp.plan(**payload)[:2])  # every seed runs the same data and plugins
     return payload
 
 
@@ -157,17 +224,17 @@ def widget(f: Field, key: str) -> Any:
     kind = widget_kind(param, f.start)
     help_text = f"{param.help} ({describe(param)})" if param.help else describe(param)
     if kind == "checkbox":
-        return st.checkbox(f.name, value=start, key=key, help=help_text)
+        return st.checkbox(f.label, value=start, key=key, help=help_text)
     if kind == "select":
         choices = list(param.choices or ("true", "false"))
         if f.start is None:
             choices = [AUTOMATIC, *choices]
-        return st.selectbox(f.name, choices, index=choices.index(start), key=key, help=help_text)
+        return st.selectbox(f.label, choices, index=choices.index(start), key=key, help=help_text)
     if kind == "number":
         low = None if param.min is None else int(param.min)
         high = None if param.max is None else int(param.max)
-        return st.number_input(f.name, min_value=low, max_value=high, value=start, step=1, key=key, help=help_text)
-    return st.text_input(f.name, value=start, key=key, help=help_text, placeholder=describe(param))
+        return st.number_input(f.label, min_value=low, max_value=high, value=start, step=1, key=key, help=help_text)
+    return st.text_input(f.label, value=start, key=key, help=help_text, placeholder=describe(param))
 
 
 def plugin_choice(label: str, kind: str, default: str, column, prefix: str) -> str:
@@ -178,13 +245,48 @@ def plugin_choice(label: str, kind: str, default: str, column, prefix: str) -> s
 
 
 def submit(path, kind: str, make, success) -> None:
-    """Queue ``make()``'s payload as a job of ``kind``; a bad value is shown inline and nothing is queued."""
+    """Queue ``make()``'s payload as a job of ``kind``; a bad value is shown inline and nothing is queued.
+
+    A job identical to one queued or running is held back: ``duplicate`` then asks for a second click.
+    ``success(job_id)`` is the message once queued.
+    """
+    st.session_state.pop(PENDING, None)
     try:
-        job_id = jobs.submit(path, kind, make())
+        payload = make()
+        same = next(iter(jobs.same_jobs(path, kind, payload)), None)
+        job_id = None if same else jobs.submit(path, kind, payload)
     except ToptuneError as exc:
-        st.error(f"Not queued: {exc}", icon=":material/error:")
+        st.error(f"Not queued: {literal(exc)}", icon=":material/error:")
+        return
+    if same:
+        st.session_state[PENDING] = {"kind": kind, "payload": payload, "twin": same["id"], "success": success}
     else:
         st.success(success(job_id), icon=":material/check:")
+
+
+def duplicate(path, kind: str) -> None:
+    """Below a form: the job just submitted is identical to one queued or running, so it waits for a second click
+    ("Queue it again"); or the message of one queued that way. Nothing shows once the twin has ended."""
+    notice = st.session_state.pop(NOTICE, None)
+    if notice:
+        st.success(notice, icon=":material/check:")
+    held = st.session_state.get(PENDING)
+    if not held or held["kind"] != kind:
+        return
+    twin_job = jobs.get_job(path, held["twin"])
+    if twin_job is None or twin_job["state"] not in WAITING:
+        st.session_state.pop(PENDING, None)
+        return
+    st.warning(f"Not queued: an identical job is already {twin_job['state']} (job `{held['twin']}`). Queue it "
+               "again only if you want the same runs twice.", icon=":material/content_copy:")
+    st.button("Queue it again", key="launch_again", icon=":material/add_to_queue:", on_click=_queue_held,
+              args=(path,))
+
+
+def _queue_held(path) -> None:
+    held = st.session_state.pop(PENDING, None)
+    if held:
+        st.session_state[NOTICE] = held["success"](jobs.submit(path, held["kind"], held["payload"]))
 
 
 PARAMS_HELP = "one key=value per line, as the CLI's --param; # starts a comment"

@@ -11,7 +11,7 @@ from __future__ import annotations
 import streamlit as st
 
 from toptune import registry
-from toptune.dashboard.launch.form import lines, param_areas, plugin_choice, submit
+from toptune.dashboard.launch.form import checked_specs, lines, param_areas, plugin_choice, submit
 from toptune.params import parse_assignments
 from toptune.research.data_selection import SELECT_RULES
 from toptune.research.shift import SHIFT_KINDS, SHIFT_SPLITS
@@ -35,7 +35,7 @@ def robustness_payload(dataset: str, backbone: str, shift: str, levels: str, cla
            "seeds": None if seeds is None else int(seeds), "shift_on": shift_on,
            "shared": parse_assignments(lines(shared)), "top": parse_assignments(lines(top)),
            "fine": parse_assignments(lines(fine)), "preset": preset}
-    rob.plan(**out)
+    checked_specs(rob.plan(**out))  # and the data folder is there
     return out
 
 
@@ -45,7 +45,7 @@ def selection_payload(dataset: str, backbone: str, fractions: str, rules: list[s
     out = {"dataset": dataset, "backbone": backbone, "fractions": sel.parse_fractions(fractions),
            "rules": list(rules), "seeds": None if seeds is None else int(seeds),
            "shared": parse_assignments(lines(shared)), "preset": preset}
-    sel.plan(**out)
+    checked_specs(sel.plan(**out))  # and the data folder is there
     return out
 
 
@@ -61,7 +61,7 @@ def _common(prefix: str) -> tuple[str, str, int | None, str]:
 
 
 def robustness_form(path) -> None:
-    with st.form("robustness_form"):
+    with st.form("robustness_form", enter_to_submit=False):
         dataset, backbone, seeds, preset = _common("robustness")
         row = st.columns(4)
         shift = row[0].selectbox("Shift", SHIFTS, key="robustness_shift",
@@ -86,7 +86,7 @@ def robustness_form(path) -> None:
 
 
 def selection_form(path) -> None:
-    with st.form("selection_form"):
+    with st.form("selection_form", enter_to_submit=False):
         dataset, backbone, seeds, preset = _common("selection")
         row = st.columns([1, 3])
         fractions = row[0].text_input("Fractions", ",".join(f"{f:g}" for f in sel.DEFAULT_FRACTIONS),

@@ -93,11 +93,15 @@ def scatter(points: pd.DataFrame, run: dict, method: str) -> None:
                           key="by_class")
 
 
-studies = safely(data.load_studies, path)
-if not studies:
+index = safely(data.study_index, path, "cluster")
+if index.empty:
     nothing_yet(path, "No clustering study yet: `toptune cluster --dataset D --backbone B --export-latents`, or a "
                       "clustering study from **Launch**.")
 
-study = pick_study(studies, study_label)
+study = safely(data.study_summary, path, "cluster", pick_study(index))
+if study is None:
+    st.warning("No finished run in this study yet.")
+    st.stop()
+st.caption(study_label(study))
 purity_section(study)
 projection_section(study)

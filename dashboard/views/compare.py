@@ -1,37 +1,66 @@
-"""Compare: fine-tuning vs top-tuning, as accuracy against training time, per dataset and by ablation."""
+"""Compare: fine-tuning vs top-tuning. A verdict card per dataset and setup (the one-line answer, with the settings
+it holds for), then accuracy against training time, per dataset and by ablation, never mixing image sizes."""
 
 import streamlit as st
 
 from toptune.dashboard import charts, data
 from toptune.dashboard.widgets import filters
-from toptune.dashboard.widgets.ui import nothing_yet, safely
+from toptune.dashboard.widgets.ui import literal, nothing_yet, safely
 from toptune.studies.compare import VERDICTS
 
-FILTERS = ("dataset", "backbone", "classifier", "pretrain_source")
+FILTERS = ("dataset_label", "backbone", "classifier", "pretrain_source")
 ABLATIONS = {"classifier": "classifier", "backbone": "backbone", "pretrain_source": "pretrain source"}
+VERDICT_COLOURS = {"same": "gray", "fine-tuning better": "red", "top-tuning better": "blue"}
+SETTING_KEYS = {"image_size": "size", "epochs": "epochs", "preset": "preset", "seeds": "seeds"}  # URL parameters
+
+POINTS = 5000  # the accuracy-against-time chart samples past this many runs (every Pareto front whole)
+TABLE_ROWS = 1000  # comparisons listed at most
+CARDS = 24  # verdict cards shown at most (the newest setups of each dataset first)
 
 path = data.store_path()
 st.title("Fine-tune or top-tune?")
-runs = safely(data.load_runs, path)
-finished = runs[runs["status"] == "finished"] if not runs.empty else runs
-if finished.empty:
+finished_only = data.run_filter(finished=True)
+if not safely(data.counts, path, finished_only)["all"]:
     nothing_yet(path, "No finished runs yet. `toptune compare` (or a comparison from **Launch**) runs both methods "
                       "on the same split and seeds.")
 
-chosen = filters.choose(finished, FILTERS)
-st.sidebar.caption("Filters apply to every chart; the URL keeps them, so a view can be shared.")
-shown = data.filter_runs(finished, chosen, keep_missing=("classifier",))
-items = safely(data.load_comparisons, path)
-table = data.comparisons_frame(items, runs)
-picked = data.filter_runs(table, chosen)
-kept = [c for c in items if c.comparison_id in set(picked["comparison_id"])]
+chosen = filters.choose(safely(data.filter_options, path, FILTERS, finished_only))
+# A fine-tuning run has no classifier, yet belongs beside the top-tuning runs chosen by classifier.
+everything = safely(data.load_comparisons, path, data.run_filter(chosen, keep_missing=("classifier",)))
+st.sidebar.subheader("Settings")
+options = data.setting_options(everything)
+settings = {name: st.sidebar.multiselect(label, options[name], key=SETTING_KEYS[name], bind="query-params",
+                                         placeholder="any")
+            for name, label in data.SETTINGS.items()}
+st.sidebar.caption("Filters apply to every chart; the URL keeps them, so a view can be shared. A verdict holds for "
+                   "its settings: compare like with like.")
+kept = data.with_settings(everything, settings)
+shown = data.sized(data.run_filter(chosen, keep_missing=("classifier",), finished=True), settings["image_size"])
+picked = data.comparisons_frame(kept)
 
 
-def verdicts():
+def cards() -> None:
+    """One card per dataset and setup: the newest comparison's verdict with its settings, and its runs."""
+    found = data.verdict_cards(kept)
+    for card in found[:CARDS]:
+        with st.container(border=True):
+            text, link = st.columns([6, 1], vertical_alignment="center")
+            text.markdown(f":{VERDICT_COLOURS.get(card.verdict, 'gray')}-badge[{card.verdict}] {literal(card.text)}")
+            newest = f"the newest of {card.comparisons} comparisons" if card.comparisons > 1 else "one comparison"
+            text.caption(f"{newest} of this setup · comparison `{card.comparison_id}` · "
+                         f"{card.created_at:%Y-%m-%d %H:%M} UTC")
+            link.page_link("views/run_comparison.py", label="its runs", icon=":material/difference:",
+                           query_params={"runs": list(card.run_ids[:data.MAX_RUNS])})
+    if len(found) > CARDS:
+        st.caption(f"{CARDS} of {len(found)} setups; filter by dataset or settings to see the others.")
+
+
+def verdicts() -> None:
     if not kept:
         st.info("No complete comparison matches: a comparison needs finished runs of both methods "
                 "(`toptune compare`, or a comparison from **Launch**).")
         return
+    cards()
     overall = data.verdict_summary(kept)[-1]
     cols = st.columns(5)
     cols[0].metric("comparisons", overall.n)
@@ -43,12 +72,26 @@ def verdicts():
                f"{overall.speedup_median:.1f}×). Verdict **same** when |Δaccuracy| ≤ 1 point.")
 
 
+def tradeoff() -> None:
+    """Accuracy against time, one chart per image size: runs that saw different inputs do not share a front."""
+    runs, total = safely(data.points, path, shown, POINTS)
+    sizes = data.image_size_groups(runs)
+    if len(sizes) <= 1:
+        st.plotly_chart(charts.tradeoff_scatter(runs, total), key="tradeoff")
+        return
+    st.caption("Runs at different image sizes are not comparable: one chart per size.")
+    for number, (tab, (_, group)) in enumerate(zip(st.tabs([label for label, _ in sizes]), sizes)):
+        with tab:
+            st.plotly_chart(charts.tradeoff_scatter(group, total if len(group) == len(runs) else None),
+                            key=f"tradeoff_{number}")
+
+
 verdicts()
 st.subheader("Accuracy vs training time")
 st.caption("Each point is a finished run. The step lines are each dataset's Pareto front: the best accuracy "
            "reached within a training-time budget (no run is both faster and more accurate than its corners). "
            "Training time includes feature extraction for top-tuning.")
-st.plotly_chart(charts.tradeoff_scatter(shown), key="tradeoff")
+tradeoff()
 
 if kept:
     left, right = st.columns(2)
@@ -60,20 +103,28 @@ if kept:
         st.plotly_chart(charts.speedup_bars(picked), key="speedup")
 
 st.subheader("Ablations")
+if len(data.setting_options(kept)["image_size"]) > 1:
+    st.caption("These runs span several image sizes: choose one under **Settings** to compare like with like.")
 by = filters.pick("Group by", list(ABLATIONS), "by", format_func=ABLATIONS.get)
 left, right = st.columns(2)
 with left:
-    st.plotly_chart(charts.ablation_bars(shown, by, "accuracy"), key="ablation_accuracy")
+    st.plotly_chart(charts.ablation_bars(safely(data.ablation, path, by, "accuracy", shown), by, "accuracy"),
+                    key="ablation_accuracy")
 with right:
-    st.plotly_chart(charts.ablation_bars(shown, by, "train_time_s", log=True), key="ablation_time")
+    st.plotly_chart(charts.ablation_bars(safely(data.ablation, path, by, "train_time_s", shown), by, "train_time_s",
+                                         log=True), key="ablation_time")
 
 if kept:
     st.subheader("Comparisons")
-    st.dataframe(picked.drop(columns=["setup"]), hide_index=True, key="comparisons_table", column_config={
-        c: st.column_config.NumberColumn(format="%.4f")
-        for c in ("top_accuracy", "top_std", "fine_accuracy", "fine_std")} | {
-        c: st.column_config.NumberColumn(format="%.2f")
-        for c in ("top_time_s", "fine_time_s", "delta_points", "delta_std_points", "speedup")})
+    if len(picked) > TABLE_ROWS:
+        st.caption(f"The newest {TABLE_ROWS:,} of {len(picked):,} comparisons; `toptune report` and the SQL page "
+                   "reach every one.")
+    formats = {c: st.column_config.NumberColumn(format="%.4f")
+               for c in ("top_accuracy", "top_std", "fine_accuracy", "fine_std")}
+    formats |= {c: st.column_config.NumberColumn(format="%.2f")
+                for c in ("top_time_s", "fine_time_s", "delta_points", "delta_std_points", "speedup")}
+    st.dataframe(picked.drop(columns=["setup"]).tail(TABLE_ROWS), hide_index=True, key="comparisons_table",
+                 column_config=formats)
     by_backbone = [a for a in data.verdict_summary(kept) if a.group != "all"]
     st.dataframe([{"backbone": a.group, "comparisons": a.n, **a.counts, "speed-up min": a.speedup_min,
                    "median": a.speedup_median, "max": a.speedup_max} for a in by_backbone],

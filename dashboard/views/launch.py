@@ -5,14 +5,13 @@ from functools import partial
 
 import streamlit as st
 
-from toptune import jobs
+from toptune import catalogue, jobs
 from toptune.dashboard import data
 from toptune.dashboard.launch import cluster as launch_cluster
 from toptune.dashboard.launch import form as lf
 from toptune.dashboard.launch import jobs_panel
 from toptune.dashboard.launch import study as launch_study
 from toptune.dashboard.launch import sweep as launch_sweep
-from toptune.errors import ToptuneError
 from toptune.methods import METHODS
 from toptune.spec import DEFAULT_BACKBONE, DEFAULT_CLASSIFIER, DEFAULT_DATASET
 from toptune.studies import STUDIES
@@ -39,7 +38,19 @@ def choose(mode: str) -> dict:
     needs_classifier = mode == cmp.STUDY.name or METHODS[picked.get("method", cmp.TOP)].uses_classifier
     picked["classifier"] = (lf.plugin_choice("Classifier", "classifier", DEFAULT_CLASSIFIER, cols[3], "launch")
                             if needs_classifier else None)
+    study_datasets()
     return picked
+
+
+def study_datasets() -> None:
+    """The top-tuning study's datasets (``toptune datasets --paper``) under the dataset picker."""
+    rows = catalogue.rows()
+    with st.expander(f"Datasets of the top-tuning study ({len(rows)} catalogued): what to pick, which are here"):
+        st.caption("Pick the dataset named below; for hf:<id> pick hf and set its path to the id. Manual ones: "
+                   "download, lay out as shown, then imagefolder with that path.")
+        st.dataframe([{"name": r["name"], "dataset": r["title"], "train": r["n_train"], "test": r["n_test"],
+                       "classes": r["n_classes"], "get it": r["how"], "here": r["present"]} for r in rows],
+                     hide_index=True)
 
 
 def sections_of(p: dict) -> tuple[list, str]:
@@ -52,7 +63,7 @@ def sections_of(p: dict) -> tuple[list, str]:
 
 def fields_form(p: dict, sections: list, prefix: str) -> tuple[int, dict, bool]:
     """The seed (or number of seeds) and one widget per parameter; returns them and whether submitted."""
-    with st.form("launch_form"):
+    with st.form("launch_form", enter_to_submit=False):
         first = st.columns(3)[0]
         if p["mode"] == jobs.RUN:
             seed = first.number_input("seed", min_value=0, value=0, step=1, key="launch_seed")
@@ -75,17 +86,14 @@ def fields_form(p: dict, sections: list, prefix: str) -> tuple[int, dict, bool]:
 
 
 def queue(p: dict, sections: list, seed: int, raw: dict) -> None:
-    try:
+    def payload() -> dict:
         given = lf.answers([f for s in sections for f in s.fields], raw)
+        lf.require(sections, given)
         if p["mode"] == jobs.RUN:
-            job = lf.run_payload(p["method"], p["backbone"], p["dataset"], p["classifier"], seed, given)
-        else:
-            job = lf.compare_payload(p["backbone"], p["dataset"], p["classifier"], seed, p["preset"], given)
-        job_id = jobs.submit(path, p["mode"], job)
-    except ToptuneError as exc:
-        st.error(f"Not queued: {exc}", icon=":material/error:")
-    else:
-        st.success(f"Queued job `{job_id}`; the jobs below start a worker for it.", icon=":material/check:")
+            return lf.run_payload(p["method"], p["backbone"], p["dataset"], p["classifier"], seed, given)
+        return lf.compare_payload(p["backbone"], p["dataset"], p["classifier"], seed, p["preset"], given)
+
+    lf.submit(path, p["mode"], payload, lambda job_id: f"Queued job `{job_id}`; the jobs below start a worker for it.")
 
 
 def run_or_compare(mode: str) -> None:
@@ -107,6 +115,7 @@ MODES = {kind: BLURBS.get(kind) or f"a {STUDIES[kind].title}" for kind in jobs.k
 
 mode = st.radio("What to launch", list(MODES), horizontal=True, key="launch_mode", format_func=MODES.get)
 FORMS[mode]()
+lf.duplicate(path, mode)
 
 st.subheader("Jobs")
 jobs_panel.panel(path)

@@ -3,7 +3,7 @@
 import streamlit as st
 
 from toptune.dashboard import data
-from toptune.dashboard.widgets.ui import badge_column
+from toptune.dashboard.widgets.ui import badge_column, literal
 
 STATUS_COLOURS = {"ok": "green", "unavailable": "orange", "error": "red"}
 
@@ -23,6 +23,6 @@ for kind, group in plugins.groupby("kind", sort=False):
                  hide_index=True, key=f"plugins_{kind}",
                  column_config={"status": badge_column("status", STATUS_COLOURS)})
 for row in broken.itertuples():
-    st.error(f"**{row.kind} {row.name}** ({row.distribution} {row.version}): {row.error}")
+    st.error(literal(f"{row.kind} {row.name} ({row.distribution} {row.version}): {row.error}"))
 for row in unavailable.itertuples():
-    st.warning(f"**{row.kind} {row.name}** ({row.distribution} {row.version}): {row.error}")
+    st.warning(literal(f"{row.kind} {row.name} ({row.distribution} {row.version}): {row.error}"))

@@ -7,7 +7,7 @@ import streamlit as st
 from PIL import Image
 
 from toptune.dashboard import data
-from toptune.dashboard.widgets.ui import nothing_yet, safely
+from toptune.dashboard.widgets.ui import literal, nothing_yet, safely
 from toptune.errors import ToptuneError
 from toptune.models import export as exporter
 
@@ -23,7 +23,8 @@ if not runs:
 
 
 def label(run: dict) -> str:
-    names = " · ".join(str(run[k]) for k in ("method", "backbone", "classifier", "dataset") if run.get(k))
+    names = " · ".join([*(str(run[k]) for k in ("method", "backbone", "classifier") if run.get(k)),
+                        data.dataset_name(run)])
     accuracy = f" · accuracy {run['accuracy']:.4f}" if run.get("accuracy") is not None else ""
     return f"{run['id']} · {names}{accuracy}"
 
@@ -59,18 +60,18 @@ if uploads:
         except Exception as exc:  # noqa: BLE001 - any undecodable upload is named and skipped
             unreadable.append(f"{upload.name} ({type(exc).__name__})")
     if unreadable:
-        st.warning("Not images, skipped: " + ", ".join(unreadable))
+        st.warning("Not images, skipped: " + literal(", ".join(unreadable)))
     if images:
         try:
             found = model.predictions(images)
         except ToptuneError as exc:
-            st.error(str(exc))
+            st.error(literal(exc))
             st.stop()
         for start in range(0, len(images), COLUMNS):
             for column, image, name, best in zip(st.columns(COLUMNS), images[start:start + COLUMNS],
                                                  names[start:start + COLUMNS], found.top(int(top_k))[start:]):
                 column.image(image, caption=name, width=160)
-                column.markdown("  \n".join(f"**{c}** {s:.3f}" if i == 0 else f"{c} {s:.3f}"
+                column.markdown("  \n".join(f"**{literal(c)}** {s:.3f}" if i == 0 else f"{literal(c)} {s:.3f}"
                                             for i, (c, s) in enumerate(best)))
 
 st.subheader("Download")
@@ -80,7 +81,7 @@ if st.button("Prepare the ONNX file", key="predict_export", icon=":material/down
             target = exporter.export(model, Path(folder) / f"{run_id}.onnx", "onnx")
             st.session_state["onnx"] = (run_id, target.read_bytes())
     except ToptuneError as exc:
-        st.error(str(exc))
+        st.error(literal(exc))
 ready = st.session_state.get("onnx")
 if ready and ready[0] == run_id:
     st.download_button(f"Download {run_id}.onnx ({len(ready[1]) / 2**20:.1f} MB)", ready[1], f"{run_id}.onnx",

@@ -3,7 +3,7 @@
 import streamlit as st
 
 from toptune.dashboard import data
-from toptune.dashboard.widgets.ui import no_store
+from toptune.dashboard.widgets.ui import literal, no_store
 from toptune.errors import ToptuneError
 
 EXAMPLES = {
@@ -30,8 +30,9 @@ EXAMPLES = {
 
 path = data.store_path()
 st.title("SQL")
-st.caption("One read-only statement (SELECT, WITH, SHOW, DESCRIBE, EXPLAIN) on a read-only connection: no "
-           "writes, no files, no network, no extensions, 1 GB of memory, and a timeout.")
+st.caption("One read-only statement (SELECT, WITH, VALUES, DESCRIBE, SUMMARIZE, SHOW TABLES, EXPLAIN) over the "
+           "store's tables only, run in a separate process that is stopped at the timeout or past 1 GB of memory: "
+           "no writes, no files, no settings, no network, no extensions.")
 if not path.exists():
     no_store(path)
     st.stop()
@@ -61,7 +62,7 @@ shown = st.session_state.get("sql_result")
 if shown and shown[0] == sql:
     _, result, truncated = shown
     if isinstance(result, str):
-        st.error(result, icon=":material/error:")
+        st.error(literal(result), icon=":material/error:")
     else:
         st.caption(f"{len(result)} row(s)" + (" — only the first ones (the limit is 10,000)" if truncated else ""))
         st.dataframe(result, hide_index=True, key="sql_table")
@@ -72,4 +73,4 @@ with st.expander("Tables and columns"):
     try:
         st.dataframe(data.schema(path), hide_index=True, key="schema_table")
     except ToptuneError as exc:
-        st.error(str(exc))
+        st.error(literal(exc))

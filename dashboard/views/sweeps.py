@@ -8,7 +8,7 @@ import streamlit as st
 
 from toptune.dashboard import charts, data
 from toptune.dashboard.data import sweeps
-from toptune.dashboard.widgets.ui import nothing_yet, safely
+from toptune.dashboard.widgets.ui import literal, nothing_yet, safely
 
 LIVE_REFRESH_S = 2.0
 TABLE_CONFIG = {"score": st.column_config.NumberColumn(format="%.4f"), "hover": None, "score_name": None}
@@ -17,11 +17,11 @@ path = data.store_path()
 st.title("Sweeps")
 
 
-def load(sweep_id: str | None = None) -> tuple[list[sweeps.Sweep], list[dict]]:
-    """Sweeps from the store and the job queue (only ``sweep_id`` when given), and their runs."""
+def load(sweep_id: str) -> tuple[list[sweeps.Sweep], list[dict]]:
+    """One sweep, from the store and the job queue, and its runs (only its own are read)."""
     runs = safely(data.sweep_runs, path, sweep_id)
     found = sweeps.catalogue(runs, data.sweep_jobs(path))
-    return [s for s in found if sweep_id is None or s.sweep_id == sweep_id], runs
+    return [s for s in found if s.sweep_id == sweep_id], runs
 
 
 def board(sweep: sweeps.Sweep, runs: list[dict]) -> tuple[sweeps.Sweep, object, dict]:
@@ -38,7 +38,7 @@ def headline(sweep: sweeps.Sweep, counts: dict) -> None:
     job = sweep.job
     source = (f"grid from job `{job['id']}` ({job['state']})" if sweep.whole_grid else
               "started with `toptune sweep`: the grid shows the cells started so far")
-    st.caption(f"Sweep `{sweep.sweep_id}`" + (f" · **{sweep.name}**" if sweep.name else "") + f" · {source}")
+    st.caption(f"Sweep `{sweep.sweep_id}`" + (f" · **{literal(sweep.name)}**" if sweep.name else "") + f" · {source}")
     done, total = counts["done"], counts["total"]
     st.progress(done / total if total else 0.0,
                 text=f"{done} of {total} cells done · {counts['finished']} finished · {counts['failed']} failed")
@@ -47,7 +47,7 @@ def headline(sweep: sweeps.Sweep, counts: dict) -> None:
                                      [("cells", total), ("done", done), *((s, counts[s]) for s in shown)]):
         column.metric(name, value)
     if job and job["state"] == "failed" and job.get("error"):
-        st.error(f"The sweep's job failed: {job['error']}")
+        st.error(f"The sweep's job failed: {literal(job['error'])}")
 
 
 def grid(cells) -> None:
@@ -59,7 +59,7 @@ def grid(cells) -> None:
         st.dataframe(cells, hide_index=True, key="sweep_cells", column_config=TABLE_CONFIG)
 
 
-known, all_runs = load()
+known = safely(sweeps.menu, path)
 if not known:
     nothing_yet(path, "No sweep yet: `toptune sweep SPEC` on the command line, or a sweep from **Launch**.")
 
@@ -69,7 +69,8 @@ wanted = st.query_params.get("sweep")
 sweep_id = st.selectbox("Sweep", list(labels), format_func=labels.get, key="sweep_choice",
                         index=list(labels).index(wanted) if wanted in labels else 0)
 st.query_params["sweep"] = sweep_id
-first = board(next(s for s in known if s.sweep_id == sweep_id), all_runs)
+chosen, chosen_runs = load(sweep_id)
+first = board(chosen[0], chosen_runs)
 moving = live(first[0], first[2])
 
 

@@ -7,20 +7,24 @@ chosen on Runs is still chosen on Compare (the URL carries it across the page sw
 
 from __future__ import annotations
 
-import pandas as pd
 import streamlit as st
 
-from toptune.dashboard import data
-
-LABELS = {"dataset": "Dataset", "backbone": "Backbone", "method": "Method", "classifier": "Classifier",
-          "status": "Status", "pretrain_source": "Pretrain source"}
+LABELS = {"dataset": "Dataset plugin", "dataset_label": "Dataset", "backbone": "Backbone", "method": "Method",
+          "classifier": "Classifier", "status": "Status", "pretrain_source": "Pretrain source"}
 
 
-def choose(df: pd.DataFrame, columns: tuple[str, ...], container=None) -> dict[str, list]:
-    """One multiselect per column, offering the values present in ``df``; returns the choices."""
+def choose(options: dict[str, list], container=None) -> dict[str, list]:
+    """One multiselect per column, offering its values (``column -> values``); returns the choices."""
     where = container or st.sidebar
-    return {c: where.multiselect(LABELS.get(c, c), data.options(df, c), key=c, bind="query-params",
-                                 placeholder="all") for c in columns}
+    return {c: where.multiselect(LABELS.get(c, c), values, key=c, bind="query-params", placeholder="all")
+            for c, values in options.items()}
+
+
+def tags(options: list[str], container=None) -> list[str]:
+    """Runs having every chosen tag (bound to the URL's ``tag``)."""
+    where = container or st.sidebar
+    return where.multiselect("Tags", options, key="tag", bind="query-params", placeholder="any",
+                             help="runs having every tag chosen; tag runs in a run's detail or with toptune tag")
 
 
 def search(container=None) -> str:

@@ -71,10 +71,14 @@ def show(page: StudyPage) -> None:
     path = data.store_path()
     st.title(page.title)
     st.caption(page.caption)
-    studies = safely(data.find_studies, path, page.study)
-    if not studies:
+    index = safely(data.study_index, path, page.study)
+    if index.empty:
         nothing_yet(path, page.empty)
-    study = pick_study(studies, page.label)
+    study = safely(data.study_summary, path, page.study, pick_study(index))
+    if study is None:
+        st.warning("No finished run in this study yet.")
+        st.stop()
+    st.caption(page.label(study))
     points = data.points_frame(study)
     st.subheader(page.chart_title(study))
     st.plotly_chart(page.chart(points, study), key=f"{page.study}_chart")

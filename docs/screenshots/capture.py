@@ -1,12 +1,13 @@
-"""Regenerate docs/screenshots/compare.png from real comparisons.
+"""Regenerate docs/screenshots/compare.png and run-comparison.png from real comparisons.
 
     python docs/screenshots/capture.py [--keep DIR | --store PATH]
 
 Runs `toptune compare` with the CPU preset (128 px, 3 fine-tuning epochs) on 600 training and 300 test
 images, about ten minutes on two CPU cores, for a few backbones, classifiers and datasets into a fresh
-store, serves it with `toptune dashboard` and photographs the Compare page in Debian's headless
-Chromium. `--keep DIR` leaves the store there, to browse it afterwards; `--store PATH` photographs a
-store made earlier instead of running anything.
+store, serves it with `toptune dashboard` and photographs, in Debian's headless Chromium, the Compare page
+and the run comparison of two fine-tuning runs (EfficientNet-Lite0 and -Lite1 on digits). `--keep DIR`
+leaves the store there, to browse it afterwards; `--store PATH` photographs a store made earlier instead of
+running anything.
 """
 
 from __future__ import annotations
@@ -50,13 +51,33 @@ def compare(store: Path, cache: Path) -> None:
                         "--quiet"], check=True)
 
 
+def fine_tuning_runs(store: Path) -> list[str]:
+    """Two fine-tuning runs on digits with different backbones, newest first: what run-comparison.png shows."""
+    from toptune.store import Store
+
+    by_backbone = {}
+    for run in Store(store).runs(status="finished", method="fine-tune", dataset="digits"):
+        by_backbone.setdefault(run["backbone"], run["id"])
+    return sorted(by_backbone.values())[:2]
+
+
 def photograph(store: Path, out: Path, log: Path) -> None:
+    """The Compare page (``out``), and two fine-tuning runs side by side (run-comparison.png beside it)."""
     with browser.dashboard(store, log) as url, browser.chromium(width=1400, height=1000) as page:
         browser.open_page(page, url, "compare")
         page.locator(".js-plotly-plot").nth(2).wait_for()
         if browser.exceptions(page):
             raise SystemExit(f"the Compare page failed: {browser.exceptions(page)}")
         browser.screenshot(page, out)
+        runs = fine_tuning_runs(store)
+        if len(runs) < 2:
+            print("skipping run-comparison.png: it needs fine-tuning runs of two backbones on digits", flush=True)
+            return
+        browser.open_page(page, url, "run_comparison", "?" + "&".join(f"runs={r}" for r in runs))
+        page.locator(".js-plotly-plot").nth(1).wait_for()
+        if browser.exceptions(page):
+            raise SystemExit(f"the run comparison failed: {browser.exceptions(page)}")
+        browser.screenshot(page, out.with_name("run-comparison.png"))
 
 
 def main() -> None:
@@ -73,7 +94,7 @@ def main() -> None:
             compare(store, Path(tmp) / "features")
         out = ROOT / "docs" / "screenshots" / "compare.png"
         photograph(store, out, Path(tmp) / "server.log")
-        print(f"wrote {out}")
+        print(f"wrote {out} and {out.with_name('run-comparison.png')}")
 
 
 if __name__ == "__main__":

@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import typer
 
-from . import cluster, compare, dashboard, models, plugins, research, run, sweep
+from . import cluster, compare, dashboard, housekeeping, mlflow, models, plugins, research, run, sweep
+from .common import OneLineErrors
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+app = typer.Typer(cls=OneLineErrors, add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Fine-tune or top-tune? Measure it.")
-for module in (run, models, compare, cluster, research, sweep, plugins, dashboard):
+for module in (run, housekeeping, models, compare, cluster, research, sweep, plugins, dashboard, mlflow):
     module.register(app)
 
 

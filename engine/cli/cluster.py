@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import typer
@@ -11,7 +12,7 @@ from rich.table import Table
 from ..params import parse_assignments
 from ..spec import DEFAULT_BACKBONE, DEFAULT_DATASET
 from . import options as opt
-from .common import Commands, out, print_done, run_study, with_data
+from .common import Commands, grid_table, out, plain, print_done, run_study, with_data
 
 commands = Commands()
 register = commands.register
@@ -19,19 +20,16 @@ register = commands.register
 
 def study_table(study) -> Table:
     """Rows image VAE / feature VAE / k-means on features, columns Z, cells purity ± std (overlaps ± std)."""
-    table = Table(title=f"{study.dataset} · {study.backbone or 'pixels'} · study {study.study_id} · "
-                        "purity ± std (overlaps ± std)", header_style="bold")
-    table.add_column("pipeline")
-    for z in study.latents or ["-"]:
-        table.add_column(f"Z={z}", justify="right")
-    for name, cells in study.table():
-        table.add_row(name, *cells)
-    return table
+    return grid_table("pipeline", [f"Z={z}" for z in study.latents or ["-"]], study.table(),
+                      title=plain(f"{study.dataset} · {study.backbone or 'pixels'} · study {study.study_id} · "
+                                  "purity ± std (overlaps ± std)"))
 
 
 def _wide(need: int) -> Console:
-    """Piped output gets one line per pipeline, as the study prints it; a terminal wraps at its width."""
-    return out if out.is_terminal or out.width >= need else Console(width=need)
+    """Piped output that names no width gets one line per pipeline, as the study prints it; a terminal, or
+    $COLUMNS, wraps at its width."""
+    fixed = out.is_terminal or os.environ.get("COLUMNS", "").isdigit()
+    return out if fixed or out.width >= need else Console(width=need, markup=False, highlight=False)
 
 
 @commands.command()

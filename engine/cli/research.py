@@ -8,29 +8,22 @@ import typer
 from rich.table import Table
 
 from ..params import parse_assignments
-from ..spec import DEFAULT_BACKBONE, DEFAULT_DATASET
 from . import options as opt
-from .common import Commands, csv_list, out, print_done, run_study, with_data
+from .common import Commands, csv_list, grid_table, out, plain, print_done, run_study, with_data
 
 commands = Commands()
 register = commands.register
 
 
 def _levels_table(title: str, first: str, columns: list[str], rows) -> Table:
-    out.print(f"[bold]{title}[/]", highlight=False)  # above the table: a title would wrap to its width
-    table = Table(header_style="bold")
-    table.add_column(first)
-    for c in columns:
-        table.add_column(c, justify="right")
-    for name, cells in rows:
-        table.add_row(name, *cells)
-    return table
+    out.print(plain(title), style="bold")  # above the table: a title would wrap to its width
+    return grid_table(first, columns, rows)
 
 
 @commands.command()
 def robustness(
-    dataset: str = typer.Option(DEFAULT_DATASET, help="dataset plugin"),
-    backbone: str = typer.Option(DEFAULT_BACKBONE, help="backbone plugin"),
+    dataset: str = opt.Dataset,
+    backbone: str = opt.Backbone,
     shift: str = typer.Option("awgn", help="awgn (pixel noise σ) | blur (σ in pixels) | embedding (offset norm)"),
     levels: str | None = typer.Option(None, help="shift strengths, comma-separated; 0 is the clean baseline "
                                          "[default: awgn 0,0.05,0.1,0.2 · blur 0,1,2,4 · embedding 0,5,10,20]"),
@@ -38,7 +31,7 @@ def robustness(
     classifiers: str = typer.Option("kernel", help="top-tuning classifiers, comma-separated"),
     with_fine_tune: bool = typer.Option(False, "--with-fine-tune", help="also fine-tune at every level"),
     seeds: int | None = opt.Seeds,
-    preset: str = typer.Option("auto", help="auto | gpu | cpu (128 px, 3 fine-tuning epochs), as for compare"),
+    preset: str = opt.Preset,
     param: list[str] = opt.Param,
     top_param: list[str] = opt.TopParam,
     fine_param: list[str] = opt.FineParam,
@@ -63,13 +56,13 @@ def robustness(
 
 @commands.command("select-study")
 def select_study(
-    dataset: str = typer.Option(DEFAULT_DATASET, help="dataset plugin"),
-    backbone: str = typer.Option(DEFAULT_BACKBONE, help="backbone plugin"),
+    dataset: str = opt.Dataset,
+    backbone: str = opt.Backbone,
     fractions: str = typer.Option("0.25,0.5", help="subset sizes as fractions of train, comma-separated"),
     rules: str = typer.Option("entropy-high,entropy-low,random", help="selection rules to compare "
                               "(random, entropy-high, entropy-low, error)"),
     seeds: int | None = opt.Seeds,
-    preset: str = typer.Option("auto", help="auto | gpu | cpu (128 px, 3 epochs at lr 1e-3), as for compare"),
+    preset: str = opt.Preset,
     param: list[str] = opt.Param,
     data: str | None = opt.Data,
     store: Path | None = opt.Store,

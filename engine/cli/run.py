@@ -8,13 +8,15 @@ from pathlib import Path
 
 import typer
 from rich.table import Table
+from rich.text import Text
 
-from ..params import parse_assignments
+from ..errors import ParamError
+from ..params import parse_assignments, shown
 from ..spec import DEFAULT_BACKBONE, DEFAULT_CLASSIFIER, DEFAULT_DATASET, RunSpec
 from ..store import Store
 from ..store.artifacts import disk_usage
 from . import options as opt
-from .common import Commands, cell, err, fitted_table, out, plain, progress, with_data
+from .common import Commands, cell, csv_list, err, fitted_table, out, plain, progress, with_data, words_table
 
 commands = Commands()
 register = commands.register
@@ -26,16 +28,17 @@ def _mb(size: int) -> str:
 
 # The runs table, most useful first: narrow terminals lose the columns at the end of the list.
 RUN_COLUMNS = [("id", "id", False), ("status", "status", False), ("accuracy", "accuracy", True),
-               ("train_time_s", "train s", True), ("method", "method", False), ("classifier", "classifier", False),
-               ("dataset", "dataset", False), ("backbone", "backbone", False), ("seed", "seed", True),
-               ("n_train", "n_train", True), ("n_test", "n_test", True), ("fit_time_s", "fit s", True),
-               ("created_at", "created (UTC)", False)]
+               ("train_time_s", "train s", True), ("dataset", "dataset", False), ("method", "method", False),
+               ("backbone", "backbone", False), ("name", "name", False), ("tags", "tags", False),
+               ("seed", "seed", True), ("n_train", "n_train", True), ("n_test", "n_test", True),
+               ("fit_time_s", "fit s", True), ("created_at", "created (UTC)", False)]
+FORMATS = ("table", "csv", "json")
 STATUS_STYLES = {"finished": "green", "failed": "red", "interrupted": "yellow", "running": "cyan"}
 
 
 def runs_table(rows: list[dict], title: str | None = None, disk: dict | None = None) -> Table:
     """Recent runs as a table that fits the terminal; ``disk`` (run id -> bytes) adds a column of sizes."""
-    columns = list(RUN_COLUMNS)
+    columns = [c for c in RUN_COLUMNS if c[0] not in ("name", "tags") or any(r.get(c[0]) for r in rows)]
     if disk is not None:
         columns.insert(2, ("disk", "disk", True))
     cells = []
@@ -44,10 +47,29 @@ def runs_table(rows: list[dict], title: str | None = None, disk: dict | None = N
         row.update({k: "" if r.get(k) is None else f"{r[k]:.2f}" for k in ("train_time_s", "fit_time_s")})
         row["accuracy"] = "" if r.get("accuracy") is None else f"{r['accuracy']:.4f}"
         row["created_at"] = r["created_at"].strftime("%Y-%m-%d %H:%M") if r.get("created_at") else ""
+        row["dataset"] = r.get("dataset_label") or r.get("dataset") or ""  # the folder's label, not "imagefolder"
+        row["tags"] = ", ".join(r.get("tags") or [])
+        row["method"] = " · ".join(str(v) for v in (r.get("method"), r.get("classifier")) if v)  # top-tune · kernel
         if disk is not None:
             row["disk"] = _mb(disk.get(r["id"], 0)) if r["id"] in disk else ""
         cells.append(row)
-    return fitted_table(columns, cells, title, styles={"status": lambda s: STATUS_STYLES.get(s, "")})
+    return fitted_table(columns, cells, title, styles={"status": lambda s: STATUS_STYLES.get(s, "")},
+                        wrap=("name", "tags"))
+
+
+def print_unreadable(run: dict) -> None:
+    """The images a run could not read, by file and reason, as its info lists them (at most 50)."""
+    info = run.get("info") or {}
+    listed = info.get("skipped_files") or []
+    counts = {split: info.get(f"skipped_{split}") or 0 for split in ("train", "test")}
+    if not listed and not any(counts.values()):
+        return
+    total = sum(counts.values())
+    more = f" (the first {len(listed)} listed)" if total > len(listed) else ""
+    out.print(Text(f"skipped {total} unreadable image(s): {counts['train']} in train, {counts['test']} in test"
+                   f"{more}", style="yellow"))
+    for item in listed:
+        out.print(plain(f"  {item.get('split')}: {item.get('file')}: {item.get('reason')}"), soft_wrap=True)
 
 
 
@@ -81,7 +103,9 @@ def run(
     if as_json:
         print(json.dumps({"id": run_id, **result.record()}, default=str, indent=2))
         return
-    out.print(runs_table([st.get_run(run_id)], title="run finished"))
+    row = st.get_run(run_id)
+    out.print(runs_table([row], title="run finished"))
+    print_unreadable(row)
     out.print(f"store: {st.path.resolve()}", markup=False, soft_wrap=True)
 
 
@@ -92,19 +116,41 @@ def runs(
     disk: bool = typer.Option(False, "--disk", help="also show what each run's files (its model, exported "
                                                     "tables) take on disk beside the store, and the total"),
     as_json: bool = typer.Option(False, "--json", help="every column of each run, as JSON"),
+    dataset: str | None = typer.Option(None, help="only runs on this dataset: a folder's label (as listed) or a "
+                                      "plugin (imagefolder, digits, …)"),
+    method: str | None = typer.Option(None, help="only runs of this method (top-tune | fine-tune | …)"),
+    backbone: str | None = typer.Option(None, help="only runs with this backbone"),
+    classifier: str | None = typer.Option(None, help="only runs with this classifier"),
+    tag: list[str] = typer.Option([], "--tag", help="only runs tagged so (repeatable: runs having every tag)"),
+    archived: bool = typer.Option(False, "--archived", help="list archived runs (hidden otherwise) instead"),
     store: Path | None = opt.Store,
 ):
-    """List recent runs."""
+    """List recent runs (newest first; filter by dataset, method, backbone, classifier, status, tags)."""
     st = Store(store)
-    rows = st.runs(limit=limit, status=status)
+    st.require()  # a read creates nothing: a wrong --store says so instead of making an empty store
+    equals = {k: v for k, v in dict(dataset=dataset, method=method, backbone=backbone,
+                                     classifier=classifier).items() if v is not None}
+    if dataset is not None and st.count_runs(dataset_label=dataset, archived=None):
+        equals["dataset_label"] = equals.pop("dataset")  # a folder's label, rather than a plugin's name
+    tags = tuple(t for text in tag for t in csv_list(text))
+    rows = st.runs(limit=limit, status=status, archived=archived, tags=tags, **equals)
     if as_json:
         print(json.dumps(rows, default=str, indent=2))
         return
+    hidden = 0 if archived else st.count_runs(status=status, archived=True, tags=tags, **equals)
     if not rows:
-        out.print(f"no runs in {st.path}")
+        out.print(f"no {'archived ' if archived else ''}runs in {st.path}" +
+                  (f" ({hidden} archived: --archived lists them)" if hidden else ""), markup=False)
         return
     usage = disk_usage(st.path) if disk else None
     out.print(runs_table(rows, disk=usage))
+    total = st.count_runs(status=status, archived=archived, tags=tags, **equals)
+    if total > len(rows):
+        out.print(f"the newest {len(rows)} of {total} runs; --limit shows more, --json every column",
+                  markup=False, style="dim")
+    if hidden:
+        out.print(f"{hidden} archived run(s) hidden: --archived lists them, toptune restore brings them back",
+                  markup=False, style="dim")
     if usage is not None:
         out.print(f"beside the store: {_mb(sum(usage.values()))} in {len(usage)} run folder(s) under "
                   f"{st.path}.artifacts/ (delete a run's folder to free its space)", markup=False, soft_wrap=True)
@@ -118,10 +164,12 @@ def sql(
     query: str = typer.Argument(..., help="one read-only query, e.g. \"SELECT classifier, accuracy FROM runs\""),
     store: Path | None = opt.Store,
     fmt: str = typer.Option("table", "--format", help="table | csv | json"),
-    timeout: float = typer.Option(30.0, help="seconds before the query is interrupted"),
-    max_rows: int = typer.Option(10_000, help="rows returned at most"),
+    timeout: float = typer.Option(30.0, help="seconds before the query is stopped (at most 3600)"),
+    max_rows: int = typer.Option(10_000, help="rows returned at most (1 to 1,000,000)"),
 ):
-    """Query the store with read-only SQL (tables: runs, predictions; view: confusion)."""
+    """Query the store with read-only SQL (tables: runs, predictions, epochs; view: confusion)."""
+    if fmt not in FORMATS:
+        raise ParamError(f"--format must be one of {', '.join(FORMATS)}, got {shown(fmt)}")
     result = Store(store).query(query, timeout_s=timeout, max_rows=max_rows)
     if fmt == "json":
         print(json.dumps([dict(zip(result.columns, r)) for r in result.rows], default=str, indent=2))
@@ -132,14 +180,13 @@ def sql(
         writer.writerow(result.columns)
         writer.writerows(result.rows)
     else:
-        table = Table(header_style="bold")
-        for c in result.columns:
-            table.add_column(plain(c))
-        for r in result.rows:
-            table.add_row(*[plain(cell(v)) for v in r])
-        out.print(table)
+        cells = [[cell(v) for v in r] for r in result.rows]
+        numeric = [i for i in range(len(result.columns))
+                   if all(isinstance(r[i], int | float) and not isinstance(r[i], bool) for r in result.rows
+                          if r[i] is not None)]
+        out.print(words_table([str(c) for c in result.columns], cells, right=numeric))
     if result.truncated:
-        err.print(f"[yellow]showing the first {max_rows} rows[/]")
+        err.print(f"showing the first {max_rows} rows", style="yellow")
 
 
 @commands.command()
@@ -155,17 +202,17 @@ def demo(
     st, cache, bars = Store(store), FeatureCache(cache_dir), progress(quiet)
     ids = []
     for clf in ("kernel", "ridge"):
-        out.print(f"[bold]top-tuning {DEFAULT_BACKBONE} on {DEFAULT_DATASET} with {clf}[/]")
+        out.print(f"top-tuning {DEFAULT_BACKBONE} on {DEFAULT_DATASET} with {clf}", style="bold")
         run_id, _ = run_spec(RunSpec(classifier=clf), st, cache=cache, progress=bars)
         ids.append(run_id)
-    rows = [st.get_run(i) for i in ids]
-    table = Table(title="top-tuning on digits (EfficientNet-Lite0, ImageNet-1k)", header_style="bold")
-    for c in ("run", "classifier", "accuracy", "train s", "extract s", "fit s", "n_train", "n_test"):
-        table.add_column(c, justify="left" if c in ("run", "classifier") else "right")
-    for r in rows:
-        table.add_row(r["id"], r["classifier"], f"{r['accuracy']:.4f}", f"{r['train_time_s']:.1f}",
-                      f"{r['extract_time_s']:.1f}", f"{r['fit_time_s']:.2f}", str(r["n_train"]), str(r["n_test"]))
-    out.print(table)
+    rows = [{"id": r["id"], "classifier": r["classifier"], "accuracy": f"{r['accuracy']:.4f}",
+             "train": f"{r['train_time_s']:.1f}", "extract": f"{r['extract_time_s']:.1f}",
+             "fit": f"{r['fit_time_s']:.2f}", "n_train": str(r["n_train"]), "n_test": str(r["n_test"])}
+            for r in map(st.get_run, ids)]
+    out.print(fitted_table([("classifier", "classifier", False), ("accuracy", "accuracy", True),
+                            ("train", "train s", True), ("extract", "extract s", True), ("fit", "fit s", True),
+                            ("id", "run", False), ("n_train", "n_train", True), ("n_test", "n_test", True)], rows,
+                           title="top-tuning on digits (EfficientNet-Lite0, ImageNet-1k)"))
     out.print(f"store: {st.path.resolve()}", markup=False, soft_wrap=True)
     out.print('query it: toptune sql "select method, classifier, accuracy, train_time_s from runs"', soft_wrap=True)
 

@@ -9,7 +9,7 @@ from rich.table import Table
 
 from ..errors import ParamError
 from ..store import Store
-from ..sweeps.spec import PAPER_PRESET, SweepSpec, grid_params
+from ..sweeps.spec import DEFAULT_MAX_CELLS, PAPER_PRESET, SweepSpec, grid_params
 from . import options as opt
 from .common import Commands, csv_list, out, progress
 
@@ -17,13 +17,13 @@ commands = Commands()
 register = commands.register
 
 
-def _spec_from_flags(datasets, backbones, methods, classifiers, seeds, params) -> SweepSpec:
+def _spec_from_flags(datasets, backbones, methods, classifiers, seeds, params, max_cells) -> SweepSpec:
     if not datasets or not backbones:
         raise ParamError("give a SPEC file, --preset paper, or at least --datasets and --backbones")
     return SweepSpec.from_dict({"datasets": csv_list(datasets), "backbones": csv_list(backbones),
                                 "methods": csv_list(methods) or ["top-tune"],
                                 "classifiers": csv_list(classifiers) or ["kernel"],
-                                "seeds": seeds, "params": grid_params(params)})
+                                "seeds": seeds, "params": grid_params(params)}, max_cells)
 
 
 @commands.command()
@@ -47,6 +47,9 @@ def sweep(
     store: Path | None = opt.Store,
     cache_dir: Path | None = opt.Cache,
     dry_run: bool = typer.Option(False, "--dry-run", help="print the cells and exit"),
+    max_cells: int | None = typer.Option(None, "--max-cells", min=1,
+                                         help=f"refuse grids of more cells than this (default: the spec's "
+                                              f"max_cells, else {DEFAULT_MAX_CELLS:,})"),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="no progress bar"),
 ):
     """Run a grid of datasets × backbones × methods × classifiers × params × seeds on Ray; resumable."""
@@ -54,20 +57,20 @@ def sweep(
     from ..sweeps.driver import sweep as run_sweep
 
     if preset == "paper":
-        spec = SweepSpec.from_dict(PAPER_PRESET)
+        spec = SweepSpec.from_dict(PAPER_PRESET, max_cells)
     elif preset is not None:
         raise ParamError(f"unknown sweep preset '{preset}' (available: paper)")
     elif spec_file is not None:
-        spec = SweepSpec.from_file(spec_file)
+        spec = SweepSpec.from_file(spec_file, max_cells)
     else:
-        spec = _spec_from_flags(datasets, backbones, methods, classifiers, seeds, param)
+        spec = _spec_from_flags(datasets, backbones, methods, classifiers, seeds, param, max_cells)
     cells = spec.cells()
     st = Store(store)
     if dry_run:
         for cell in cells:
             s = cell.spec
             out.print(f"{cell.key}  {s.method:<9} {s.dataset:<12} {s.backbone:<20} {s.classifier or '-':<9} "
-                      f"seed {s.seed}  {s.params}", highlight=False)
+                      f"seed {s.seed}  {s.params}")
         out.print(f"{len(cells)} cells · sweep {spec.sweep_id}")
         return
     if address:  # a cluster that cannot be joined says so before the datasets load

@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from ..progress import current
 from .extract import FeatureSet
 
 FORMAT_VERSION = 1
@@ -32,17 +33,34 @@ def cache_key(**parts: Any) -> str:
 
 
 class FeatureCache:
-    """Feature arrays on disk, one .npz per key, written atomically so a crash never leaves half a file."""
+    """Feature arrays on disk, one .npz per key, written atomically so a crash never leaves half a file.
+
+    The cache is an optimisation: a folder that cannot be read or written (read-only, full, a file in the way)
+    never fails a run. The first failure is noted once on the running progress, and every one is kept in
+    ``failures`` (the runner records the first in the run's info); the run extracts and keeps its features.
+    """
 
     def __init__(self, root: str | os.PathLike | None = None):
         self.root = Path(root) if root else default_cache_dir()
+        self.failures: list[str] = []
 
     def path(self, key: str) -> Path:
         return self.root / key[:2] / f"{key}.npz"
 
+    def _failed(self, what: str, exc: OSError) -> None:
+        why = exc.strerror.lower() if exc.strerror else str(exc) or type(exc).__name__
+        text = f"the feature cache at {self.root} could not be {what} ({why}); the run went on without it"
+        if not self.failures:
+            current().note(f"warning: {text}")
+        self.failures.append(text)
+
     def get(self, key: str) -> FeatureSet | None:
         path = self.path(key)
-        if not path.exists():
+        try:
+            if not path.exists():
+                return None
+        except OSError as exc:
+            self._failed("read", exc)
             return None
         try:
             with np.load(path, allow_pickle=False) as z:
@@ -50,22 +68,31 @@ class FeatureCache:
                 return FeatureSet(z["features"], z["labels"], z["indices"], float(z["extract_time_s"]),
                                   [tuple(s) for s in skipped], cache_hit=True)
         except Exception:
-            path.unlink(missing_ok=True)  # unreadable entry: extract again rather than fail the run
+            try:
+                path.unlink(missing_ok=True)  # unreadable entry: extract again rather than fail the run
+            except OSError as exc:
+                self._failed("cleaned", exc)
             return None
 
     def put(self, key: str, fs: FeatureSet, meta: dict | None = None) -> None:
         path = self.path(key)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
+        tmp = None
         try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
             with os.fdopen(fd, "wb") as fh:
                 np.savez(fh, features=fs.features, labels=fs.labels, indices=fs.indices,
                          extract_time_s=np.float64(fs.extract_time_s), skipped=json.dumps(fs.skipped),
                          meta=json.dumps(meta or {}, default=str))
             os.replace(tmp, path)
+        except OSError as exc:
+            self._failed("written", exc)
         finally:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
+            if tmp is not None and os.path.exists(tmp):
+                try:
+                    os.unlink(tmp)
+                except OSError:
+                    pass
 
 
 class RecordingCache:
@@ -73,6 +100,10 @@ class RecordingCache:
 
     def __init__(self, inner: FeatureCache | None):
         self.inner, self.seen = inner, {}
+
+    @property
+    def failures(self) -> list[str]:
+        return self.inner.failures if self.inner else []
 
     def get(self, key: str) -> FeatureSet | None:
         found = self.inner.get(key) if self.inner else None
@@ -91,6 +122,10 @@ class PreloadedCache:
 
     def __init__(self, preloaded: dict[str, FeatureSet], fallback: FeatureCache | None = None):
         self.preloaded, self.fallback = preloaded, fallback
+
+    @property
+    def failures(self) -> list[str]:
+        return self.fallback.failures if self.fallback else []
 
     def get(self, key: str) -> FeatureSet | None:
         if key in self.preloaded:

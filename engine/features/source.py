@@ -1,9 +1,11 @@
 """Features of one split for a resolved run: from the feature cache, or extracted (the backbone built once).
 
 The cache key says everything the features depend on: backbone and its parameters, the weights' digest,
-the dataset's fingerprint, the split and subset, the preprocessing actually used, the feature mode and
-any pixel shift. ``sharing_key`` is the part of it a run spec decides alone, so sweeps group cells that
-can share one extraction by the same rule the cache keys them by.
+the dataset's fingerprint, the split and subset, the preprocessing actually used, the feature mode, the
+``precision`` parameter as given (left out at fp32, so caches written before precision existed, float32
+on CPUs, keep their keys) and any pixel shift. The device never was part of the key, so 'auto' features a
+sweep extracts on a GPU serve its CPU cells. ``sharing_key`` is the part of it a run spec
+decides alone, so sweeps group cells that can share one extraction by the same rule the cache keys them by.
 """
 
 from __future__ import annotations
@@ -14,7 +16,8 @@ import json
 import numpy as np
 
 from .. import registry
-from ..data import fixed_subset, preprocessing
+from ..data import fixed_subset, preprocessing, unreadable_note
+from ..measure.precision import resolve
 from ..progress import Progress
 from ..research.shift import pixel_shift, shifted
 from .cache import FeatureCache, cache_key
@@ -29,6 +32,9 @@ def spec_parts(rs, split: str) -> dict:
     run = rs.params["run"]
     parts = {"backbone": rs.spec.backbone, "backbone_params": rs.params["backbone"],
              "dataset": rs.spec.dataset, "split": split, "mode": run.get("feature_mode") or POOLED}
+    precision = run.get("precision") or "auto"
+    if precision != "fp32":
+        parts["precision"] = precision
     shift = pixel_shift(run, split)
     if shift:
         parts["shift"] = shift
@@ -53,6 +59,9 @@ class FeatureSource:
         self.cache, self.device, self.progress = cache, device, progress
         self.pre = preprocessing(backbone, rs.params["run"]["image_size"])
         self._module = None
+        self.precision = rs.params["run"].get("precision") or "auto"
+        # How the network ran, for the run's info: the plan until an extraction reports what ran.
+        self.ran = {"precision": resolve(self.precision, device).precision}
 
     def key(self, split_name: str, subset) -> str:
         return cache_key(weights=self.backbone.weights_digest(), data=self.dataset.fingerprint(),
@@ -72,13 +81,17 @@ class FeatureSource:
         run = self.rs.params["run"]
         if self._module is None:
             self._module = feature_module(self.backbone, self.rs.spec.backbone, run)
+        shift = pixel_shift(run, split_name)
         fs = extract(self._module, split, self.pre, device=self.device,
                      batch_size=run["batch_size"], num_workers=run["num_workers"], subset=subset,
-                     progress=self.progress, stage=f"extract {split_name}",
-                     transform=shifted(build_transform(self.pre), run, split_name), source=self.source())
+                     progress=self.progress, stage=f"extract {split_name}", precision=self.precision,
+                     transform=shifted(build_transform(self.pre), run, split_name) if shift else None,
+                     source=self.source())
+        self.ran = fs.compute
+        for note in fs.compute.get("precision_notes", []):
+            self.progress.note(f"{split_name}: {note}")
         if fs.skipped:
-            self.progress.note(f"{split_name}: skipped {len(fs.skipped)} unreadable image(s), "
-                               f"e.g. sample {fs.skipped[0][0]}: {fs.skipped[0][1]}")
+            self.progress.note(unreadable_note(split_name, split, fs.skipped))
         if key:
             self.cache.put(key, fs, meta={"spec": self.rs.spec.to_dict(), "split": split_name})
         return fs

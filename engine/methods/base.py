@@ -11,13 +11,16 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from ..measure.precision import PRECISION_PARAM
 from ..params import Param
 
 # Parameters every method takes.
 COMMON_PARAMS = {
     "device": Param("str", "auto", "where the work runs", choices=("auto", "cpu", "cuda")),
     "batch_size": Param("int", 32, "images per batch", min=1, max=4096),
-    "num_workers": Param("int", 0, "DataLoader worker processes decoding images", min=0, max=64),
+    "num_workers": Param("int", None, "DataLoader worker processes decoding images (default: by device and "
+                         "cores: 0 on CPUs under 8 cores, where workers take cores from the network)", min=0, max=64),
+    **PRECISION_PARAM,
     "max_train": Param("int", None, "use a fixed stratified subset of at most this many training images", min=2),
     "max_test": Param("int", None, "use a fixed stratified subset of at most this many test images", min=1),
     "image_size": Param("int", None, "input size in pixels instead of the backbone's (e.g. a CPU preset)",

@@ -7,7 +7,7 @@ import time
 import numpy as np
 
 from .. import registry
-from ..data import dataset_info
+from ..data import dataset_info, unreadable
 from ..errors import DatasetError
 from ..features import modes
 from ..features.cache import FeatureCache, RecordingCache
@@ -75,15 +75,16 @@ def top_tune(rs, cache: FeatureCache | None, device: str, progress: Progress) ->
     y_pred = np.asarray(clf.predict(test.features))
     predict_time = time.perf_counter() - t0
 
-    info.update(skipped_train=len(train.skipped), skipped_test=len(test.skipped),
+    info.update(**unreadable({"train": (splits.train, train.skipped), "test": (splits.test, test.skipped)}),
                 test_extract_time_s=test.extract_time_s, classifier_predict_time_s=predict_time,
-                preprocessing=source.pre, weights_digest=backbone.weights_digest())
+                preprocessing=source.pre, weights_digest=backbone.weights_digest(), **source.ran)
     params = {ns: dict(values) for ns, values in rs.params.items()}
     params["classifier"].update(chosen_params(clf, type(clf).params))
+    params["run"]["image_size"] = int(source.pre["input_size"])  # the size used, the backbone's when unset
     model = None
     if run["save_model"]:
         model, why = save.top_tuned(rs, backbone, source.pre, clf, splits.classes, mode_state,
-                                    train.features.shape[1])
+                                    train.features.shape[1], compute=source.ran)
         if why:
             info["model"] = why
     return RunResult(

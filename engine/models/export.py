@@ -52,14 +52,18 @@ def _modules():
             return torch.where(z < modes.FNE_LOW, -one, torch.where(z > modes.FNE_HIGH, one, torch.zeros_like(z)))
 
     class Half(torch.nn.Module):
-        """float16 weights inside, float32 images in and scores out."""
+        """float16 weights inside, float32 images in and scores out; each step gets float16 inputs (a step
+        that computes in float32 for accuracy, such as spatial pooling, hands the next one float32)."""
 
-        def __init__(self, inner):
+        def __init__(self, steps):
             super().__init__()
-            self.inner = inner.half()
+            self.steps = steps.half()
 
         def forward(self, images):
-            return self.inner(images.half()).float()
+            x = images
+            for step in self.steps:
+                x = step(x.half())
+            return x.float()
 
     return Normalise, FullNetworkEmbedding, Half
 

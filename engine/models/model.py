@@ -18,12 +18,12 @@ from .. import registry
 from ..errors import ModelError, ToptuneError
 from ..features import modes
 from ..features.extract import build_transform, extract
+from ..measure.precision import from_record
 from ..progress import Progress
 from . import files
 from .images import Inputs
 from .save import network
 
-MODEL_DIR = "model"
 METHODS = ("top-tune", "fine-tune")
 
 
@@ -52,6 +52,8 @@ class Model:
         self.input_size: int = int(self.manifest["input_size"])
         self.method: str = self.manifest["method"]
         self.pre = dict(self.manifest["preprocessing"])
+        # The precision and layout the run's network ran in (None: a model saved before they were recorded).
+        self.compute = self.manifest.get("compute")
 
     def __repr__(self) -> str:
         return f"<{self.method} model: {self.manifest['backbone']['name']}, {len(self.classes)} classes>"
@@ -63,7 +65,8 @@ class Model:
             raise ModelError("no image to predict")
         try:
             out = extract(self.module, inputs, self.pre, device=self.device, batch_size=self.manifest["batch_size"],
-                          progress=progress, stage="predict", transform=build_transform(self.pre))
+                          progress=progress, stage="predict", transform=build_transform(self.pre),
+                          precision=from_record(self.compute, self.device, self.module))
         except ToptuneError as exc:
             raise ModelError(f"no image could be read ({exc})") from None
         return inputs, out
@@ -175,12 +178,6 @@ def _classifier(entry: dict, arrays: dict[str, np.ndarray]):
                          f"{type(exc).__name__}: {exc}") from None
 
 
-def model_folder(store_path, run_id: str) -> Path:
-    from ..store.artifacts import run_dir
-
-    return run_dir(store_path, run_id) / MODEL_DIR
-
-
 def _run_folder(run_id: str, store) -> Path:
     """The model folder of a finished top-tuning or fine-tuning run, or a ModelError saying why there is none."""
     from ..store import Store
@@ -193,6 +190,8 @@ def _run_folder(run_id: str, store) -> Path:
         raise ModelError(f"run {run_id} is a {run['method']} run, which has no model to predict with")
     if run["status"] != "finished":
         raise ModelError(f"run {run_id} is {run['status']}: only a finished run has a model")
+    from ..store.artifacts import model_folder
+
     folder = model_folder(store.path, run_id)
     if not folder.exists():
         why = (run.get("info") or {}).get("model") or "it was run with save_model=false or before models were saved"

@@ -38,14 +38,17 @@ def reproducible(rs, backbone) -> bool:
     return getattr(backbone, "pretrain_source", None) not in UNREPRODUCIBLE and not users_file
 
 
-def _common(rs, classes, pre: dict) -> dict:
+def _common(rs, classes, pre: dict, compute: dict | None) -> dict:
+    """``compute``: the precision (and layout) the run's network ran in, which predictions run in too."""
     run = rs.params["run"]
+    kept = {k: compute[k] for k in ("precision", "channels_last") if k in compute} if compute else None
     return {"method": rs.method, "classes": [str(c) for c in classes], "preprocessing": pre,
-            "input_size": int(pre["input_size"]), "batch_size": run["batch_size"],
+            "input_size": int(pre["input_size"]), "batch_size": run["batch_size"], "compute": kept,
             "run": {"dataset": rs.spec.dataset, "dataset_params": rs.params.get("dataset", {}), "seed": rs.spec.seed}}
 
 
-def top_tuned(rs, backbone, pre: dict, clf, classes, mode_state: dict, feature_dim: int) -> tuple:
+def top_tuned(rs, backbone, pre: dict, clf, classes, mode_state: dict, feature_dim: int,
+              compute: dict | None = None) -> tuple:
     """(ModelFiles, None), or (None, why not) when the classifier cannot save its state."""
     name = rs.spec.classifier
     if not callable(getattr(clf, "save_state", None)) or not callable(getattr(type(clf), "load_state", None)):
@@ -53,7 +56,7 @@ def top_tuned(rs, backbone, pre: dict, clf, classes, mode_state: dict, feature_d
                       "SavableClassifier), so this run's model was not saved")
     settings, arrays = clf.save_state()
     weights = None if reproducible(rs, backbone) else tensors_of(backbone.build())
-    manifest = {**_common(rs, classes, pre), "backbone": _backbone(rs, backbone, weights is not None),
+    manifest = {**_common(rs, classes, pre, compute), "backbone": _backbone(rs, backbone, weights is not None),
                 "feature_mode": rs.params["run"].get("feature_mode") or "pooled", "feature_dim": int(feature_dim),
                 "classifier": {"name": name, "params": rs.params["classifier"],
                                "state_version": int(getattr(type(clf), "state_version", 1)), "settings": settings}}
@@ -62,8 +65,9 @@ def top_tuned(rs, backbone, pre: dict, clf, classes, mode_state: dict, feature_d
     return ModelFiles(manifest, tensors), None
 
 
-def fine_tuned(rs, backbone, network, classes, pre: dict, feature_dim: int) -> ModelFiles:
-    manifest = {**_common(rs, classes, pre), "backbone": _backbone(rs, backbone, True), "feature_dim": int(feature_dim)}
+def fine_tuned(rs, backbone, network, classes, pre: dict, feature_dim: int, compute: dict | None = None) -> ModelFiles:
+    manifest = {**_common(rs, classes, pre, compute), "backbone": _backbone(rs, backbone, True),
+                "feature_dim": int(feature_dim)}
     return ModelFiles(manifest, {"network": tensors_of(network)})
 
 

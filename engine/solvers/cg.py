@@ -29,6 +29,7 @@ def conjugate_gradient(
     for iteration in range(1, maxiter + 1):
         active = rs > target
         if not bool(active.any()):
+            progress.set_total(iteration - 1)  # the bar ends full: the solve is complete, only shorter
             progress.postfix(f"converged after {iteration - 1} iterations")
             return X, iteration - 1
         SP = matmul(P)

@@ -22,6 +22,11 @@ def run_dir(store_path: str | os.PathLike, run_id: str) -> Path:
     return Path(str(store_path) + ".artifacts") / str(run_id)
 
 
+def model_folder(store_path, run_id: str) -> Path:
+    """Where a run's saved model lives (written by toptune.models, read by predict, export and MLflow)."""
+    return run_dir(store_path, run_id) / "model"
+
+
 def artifact_path(store_path, run_id: str, name: str) -> Path:
     return run_dir(store_path, run_id) / f"{name}.parquet"
 

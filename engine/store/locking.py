@@ -65,15 +65,25 @@ def file_lock(path: Path, mode: str, timeout_s: float) -> Iterator[None]:
     """
     from filelock import ReadWriteLock, Timeout
 
-    path.parent.mkdir(parents=True, exist_ok=True)
-    # One instance per operation: threads of one process (the dashboard) then wait for each other too.
-    lock = ReadWriteLock(str(path) + ".lock", timeout=timeout_s, is_singleton=False)
     try:
-        with lock.write_lock() if mode == "write" else lock.read_lock():
-            yield
+        path.parent.mkdir(parents=True, exist_ok=True)
+        # One instance per operation: threads of one process (the dashboard) then wait for each other too.
+        lock = ReadWriteLock(str(path) + ".lock", timeout=timeout_s, is_singleton=False)
+    except OSError as exc:
+        raise StoreError(f"cannot open store {path}: {exc.strerror or exc}") from None
+    held = lock.write_lock() if mode == "write" else lock.read_lock()
+    try:
+        held.__enter__()
     except Timeout:
+        lock.close()
         raise StoreError(f"store {path} is busy: it stayed locked for {timeout_s:.0f} s") from None
+    except Exception as exc:  # e.g. a read-only folder where the lock file cannot be made
+        lock.close()
+        raise StoreError(f"cannot lock store {path}: {exc}") from None
+    try:
+        yield
     finally:
+        held.__exit__(None, None, None)
         lock.close()
 
 

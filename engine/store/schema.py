@@ -88,6 +88,18 @@ MIGRATIONS: list[list[str]] = [
         "ALTER TABLE runs ADD COLUMN node_id VARCHAR",
         "ALTER TABLE runs ADD COLUMN node_host VARCHAR",
     ],
+    [
+        # Housekeeping and which data: a run's name, note and tags, when it was archived (hidden by default),
+        # and the dataset's label (a path-based dataset's folder name, not the plugin's). Earlier runs get the
+        # last part of their dataset path, or the plugin's name.
+        "ALTER TABLE runs ADD COLUMN dataset_label VARCHAR",
+        "ALTER TABLE runs ADD COLUMN name VARCHAR",
+        "ALTER TABLE runs ADD COLUMN note VARCHAR",
+        "ALTER TABLE runs ADD COLUMN tags VARCHAR[]",
+        "ALTER TABLE runs ADD COLUMN archived_at TIMESTAMP",
+        """UPDATE runs SET dataset_label = coalesce(nullif(regexp_extract(
+               rtrim(json_extract_string(params, '$.dataset.path'), '/'), '[^/]+$'), ''), dataset)""",
+    ],
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 

@@ -42,18 +42,40 @@ class Study:
 
     def run(self, specs: list[RunSpec], store: Store, *, cache: FeatureCache | None = None,
             progress: Progress | None = None, study_id: str | None = None):
-        """Run the planned specs linked by one id; returns the summary of what finished."""
+        """Run the planned specs linked by one id; returns the summary of what finished. A ``Plan``'s settings
+        (its preset, seeds) are kept in each run's info."""
         study_id = study_id or self.new_id()
         progress = progress or Progress()
+        settings = getattr(specs, "settings", None)
         for i, spec in enumerate(specs, 1):
+            progress.overall(i - 1, len(specs))
             progress.note(f"[{study_id} {i}/{len(specs)}] {self.label(spec)} seed {spec.seed}")
-            run(spec, store, cache=cache, progress=progress, links={self.link: study_id})
+            run(spec, store, cache=cache, progress=progress, links={self.link: study_id}, plan=settings)
+        progress.overall(len(specs), len(specs))
         return self.summarise(store.runs(**{self.link: study_id}))
 
     def run_job(self, payload: dict, store: Store, progress: Progress) -> list[str]:
         """A queued job of this kind: plan the payload, run it, return the ids of the runs that finished."""
         summary = self.run(self.plan(**payload), store, progress=progress)
         return summary.run_ids if summary else []
+
+    def index(self, store: Store, limit: int = 200):
+        """The newest studies of this kind with a finished run, one row each (id, dataset, backbone, runs,
+        created_at), counted in the store: a store of many thousand studies lists fast."""
+        method = "AND method = ?" if self.method else ""
+        sql = f"""SELECT {self.link} AS study_id, arg_min(dataset, created_at) AS dataset,
+                         arg_min(backbone, created_at) AS backbone, count(*) AS runs, min(created_at) AS created_at
+                  FROM runs WHERE {self.link} IS NOT NULL AND starts_with({self.link}, ?) {method}
+                    AND archived_at IS NULL
+                  GROUP BY 1 HAVING count(*) FILTER (WHERE status = 'finished') > 0
+                  ORDER BY created_at DESC LIMIT {int(limit)}"""
+        with store.reading() as con:
+            return con.execute(sql, [self.prefix, *([self.method] if self.method else [])]).df()
+
+    def summary(self, store: Store, study_id: str):
+        """One study's summary, from its own runs only (None before one finished); asked for by id, it is
+        found archived or not."""
+        return self.summarise(store.runs(archived=None, **{self.link: study_id}))
 
     def find(self, store: Store) -> list:
         """The summary of every study of this kind with a finished run, oldest first."""
@@ -63,6 +85,15 @@ class Study:
             if str(row[self.link]).startswith(self.prefix):
                 groups.setdefault(row[self.link], []).append(row)
         return [s for s in map(self.summarise, groups.values()) if s is not None]
+
+
+class Plan(list):
+    """A study's run specs, with the settings they were planned with (``{"preset": "cpu", "seeds": 1}``),
+    which every run of the study records in its info."""
+
+    def __init__(self, specs, **settings):
+        super().__init__(specs)
+        self.settings = settings
 
 
 def preset(presets: dict, name: str) -> dict:

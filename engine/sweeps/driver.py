@@ -81,7 +81,8 @@ def feature_group(rs: ResolvedSpec) -> str | None:
 
 
 def finished_cells(store: Store, sweep_id: str) -> set[str]:
-    return {r["cell_key"] for r in store.runs(sweep_id=sweep_id, status="finished")}
+    # archived cells count too: archiving hides a result, it does not ask for the cell again
+    return {r["cell_key"] for r in store.runs(sweep_id=sweep_id, status="finished", archived=None)}
 
 
 def _resources(rs: ResolvedSpec, gpus_available: bool, cpus_per_task: int) -> dict:

@@ -10,6 +10,12 @@ from toptune.errors import PluginError
 from toptune.params import Param
 
 _digest_cache: dict[tuple, str] = {}
+KEYWORD_WEIGHTS = ("timm", "none", "bundled")  # weights that are not a file path
+
+
+def one_line(exc: BaseException) -> str:
+    """An exception's message on one line, without its Python class name."""
+    return " ".join(str(exc).split()) or "unknown error"
 
 
 def file_digest(path: str | os.PathLike) -> str:
@@ -39,7 +45,7 @@ def read_state_dict(path: str | os.PathLike) -> dict:
             return load_file(str(path))
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:
-        raise PluginError(f"cannot read weights file {path}: {type(exc).__name__}: {exc}") from exc
+        raise PluginError(f"cannot read weights file {path}: {one_line(exc)}") from exc
     for key in ("state_dict", "model", "model_state_dict"):
         if isinstance(obj, dict) and isinstance(obj.get(key), dict):
             obj = obj[key]
@@ -105,6 +111,12 @@ class TimmBackbone:
         self._check_model_exists()
         self.pretrain_source = pretrain_source or self._default_pretrain_source()
 
+    def check(self) -> None:
+        """Cheap checks before a run is recorded (the model name is checked on creation): a weights file exists."""
+        if self.weights not in KEYWORD_WEIGHTS and not Path(self.weights).expanduser().is_file():
+            raise PluginError(f"weights file not found: {self.weights} (give a state dict or .safetensors file, "
+                              "or --weights none)")
+
     def _check_model_exists(self) -> None:
         import timm
 
@@ -164,7 +176,7 @@ class TimmBackbone:
         except Exception as exc:
             raise PluginError(
                 f"could not build timm model '{self.model_name}' (pretrained={pretrained}): "
-                f"{type(exc).__name__}: {exc}; without internet use --weights PATH or --weights none"
+                f"{one_line(exc)}; without internet use --weights PATH or --weights none"
             ) from exc
 
     def feature_layers(self, module) -> list[str]:

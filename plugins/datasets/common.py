@@ -17,6 +17,25 @@ SPLIT_ALGORITHM = "stratified-v1"
 SIZE_SAMPLE = 100
 
 
+# What a complete file of a format ends with, where Pillow decodes one that lost its end without complaint: a
+# PNG cut inside its last chunk (IEND) or the checksum of its compressed data still gives every pixel.
+# (JPEG, BMP, TIFF and WebP files cut short raise on ``Image.load``.)
+END_MARKERS = {"PNG": b"IEND\xaeB`\x82"}
+TAIL_BYTES = 4096  # trailing bytes a tool may leave after the end marker are allowed for
+
+
+def check_complete(path: str, image_format: str | None) -> None:
+    """Raise OSError for a file of ``image_format`` whose end marker is missing: it was cut short."""
+    marker = END_MARKERS.get(image_format or "")
+    if marker is None:
+        return
+    with open(path, "rb") as fh:
+        size = fh.seek(0, 2)
+        fh.seek(max(0, size - TAIL_BYTES))
+        if marker not in fh.read():
+            raise OSError(f"image file is truncated: the {image_format} file ends before its end marker")
+
+
 def split_params() -> dict[str, Param]:
     """Fresh Param entries for datasets that must make their own train/test split."""
     return {

@@ -28,41 +28,49 @@ def test_store_path_comes_from_argv_then_environment(tmp_path):
 
 def test_a_missing_store_reads_as_empty_and_is_not_created(tmp_path):
     path = tmp_path / "nothing" / "here.duckdb"
-    assert data.load_runs(path).empty and data.load_comparisons(path) == [] and data.schema(path).empty
+    assert data.counts(path) == {"all": 0} and data.page(path).empty and data.load_comparisons(path) == []
+    assert data.schema(path).empty
     assert not path.parent.exists()
 
 
-def test_runs_frame_filters_searches_and_sorts(filled_store):
+def test_runs_pages_filter_search_and_sort_in_the_store(filled_store):
     path, ids = filled_store
-    runs = data.load_runs(path)
+    runs = data.page(path, size=1000)
     assert set(runs["id"]) == {r["id"] for r in Store(path).runs()}
     assert set(runs["status"]) == {"finished", "failed", "running"}
-    failed = data.filter_runs(runs, {"dataset": ["imagefolder"]})
-    assert list(failed["id"]) == [ids["failed"]]
-    assert set(data.filter_runs(runs, {"classifier": ["ridge"], "status": ["finished"]})["id"]) == \
-        set(ids["ridge"].run_ids[:2])  # compare lists top-tuning runs first
-    assert list(data.filter_runs(runs, {}, "LOGISTIC finished")["classifier"]) == ["logistic"]
-    assert data.filter_runs(runs, {}, "no-such-word").empty
+    assert data.counts(path)["all"] == len(runs)
+
+    def ids_of(chosen, text="", **kw):
+        return set(data.page(path, data.run_filter(chosen, text, **kw), size=1000)["id"])
+
+    assert ids_of({"dataset": ["imagefolder"]}) == {ids["failed"]}
+    assert ids_of({"classifier": ["ridge"], "status": ["finished"]}) == set(ids["ridge"].run_ids[:2])
+    assert [data.run_detail(path, i)["classifier"] for i in ids_of({}, "LOGISTIC finished")] == ["logistic"]
+    assert ids_of({}, "no-such-word") == set()
     # fine-tuning runs have no classifier; the Compare page keeps them next to the chosen classifier
-    kept = data.filter_runs(runs, {"classifier": ["logistic"]}, keep_missing=("classifier",))
+    kept = data.page(path, data.run_filter({"classifier": ["logistic"]}, keep_missing=("classifier",)), size=1000)
     assert set(kept["method"]) == {"top-tune", "fine-tune"} and "ridge" not in set(kept["classifier"])
-    by_accuracy = data.sort_runs(runs, "accuracy", descending=True)["accuracy"].dropna().tolist()
+    by_accuracy = data.page(path, order="accuracy", descending=True, size=1000)["accuracy"].dropna().tolist()
     assert by_accuracy == sorted(by_accuracy, reverse=True)
+    first, second = data.page(path, size=3, number=1), data.page(path, size=3, number=2)
+    assert list(first["id"]) + list(second["id"]) == list(data.page(path, size=6)["id"])
+    assert data.filter_options(path, ("dataset",)) == {"dataset": ["digits", "imagefolder"]}
 
 
 def test_run_labels_name_a_run_without_empty_parts(filled_store):
     path, ids = filled_store
-    labels = data.run_labels(data.load_runs(path))
+    labels = data.run_labels(data.page(path, size=1000))
     failed = ids["failed"]
-    assert labels[failed] == f"{failed} · top-tune · dash-tiny-cnn · ridge · imagefolder · seed 0 · failed"
+    # An image folder's run is labelled by its folder's name, not by "imagefolder".
+    assert labels[failed] == f"{failed} · top-tune · dash-tiny-cnn · ridge · runs.duckdb.empty · seed 0 · failed"
     fine = next(i for i in ids["logistic"].run_ids if Store(path).get_run(i)["method"] == "fine-tune")
     assert labels[fine] == f"{fine} · fine-tune · dash-tiny-cnn · digits · seed 0 · finished"
 
 
 def test_seed_summary_is_mean_and_std_over_seeds(filled_store):
     path, ids = filled_store
-    runs = data.load_runs(path)
-    summary = data.seed_summary(runs)
+    runs = data.page(path, size=1000)
+    summary = data.seed_summary(path, data.run_filter(finished=True))
     ridge = summary[(summary["classifier"] == "ridge") & (summary["method"] == "top-tune")].iloc[0]
     seeds = [Store(path).get_run(i) for i in ids["ridge"].run_ids if Store(path).get_run(i)["classifier"]]
     assert ridge["seeds"] == 2 == len(seeds)
@@ -77,8 +85,9 @@ def test_seed_summary_is_mean_and_std_over_seeds(filled_store):
 
 def test_exports_round_trip(filled_store):
     path, _ = filled_store
-    runs = data.load_runs(path)
-    some = data.filter_runs(runs, {"method": ["top-tune"]})
+    some = data.export(path, data.run_filter({"method": ["top-tune"]}))
+    assert set(some["method"]) == {"top-tune"} and len(some) == data.counts(path, data.run_filter(
+        {"method": ["top-tune"]}))["all"]
     from_csv = pd.read_csv(io.BytesIO(data.to_csv(some)))
     from_parquet = pd.read_parquet(io.BytesIO(data.to_parquet(some)))
     for frame in (from_csv, from_parquet):
@@ -102,15 +111,17 @@ def test_epoch_curves_of_a_fine_tuning_run(filled_store):
     fine = next(i for i in ids["ridge"].run_ids if Store(path).get_run(i)["method"] == "fine-tune")
     curves = data.epoch_curves(path, fine)
     assert list(curves["epoch"]) == [0, 1] or list(curves["epoch"]) == [1, 2]
-    figure = charts.epoch_figure(curves)
-    assert {t.name for t in figure.data} >= {"train loss", "train accuracy"}
+    loss, accuracy = charts.epoch_figures(curves)
+    # Two charts, each with its y axis named and its own legend (one shared legend read as one chart's).
+    assert [t.name for t in loss.data] == ["train loss"] and loss.layout.yaxis.title.text == "training loss"
+    assert {t.name for t in accuracy.data} >= {"train accuracy"} and accuracy.layout.yaxis.title.text == "accuracy"
+    assert all(f.layout.xaxis.title.text == "epoch" and f.layout.showlegend is not False for f in (loss, accuracy))
 
 
 def test_comparisons_frame_matches_the_engine(filled_store):
     path, ids = filled_store
-    runs = data.load_runs(path)
     items = data.load_comparisons(path)
-    frame = data.comparisons_frame(items, runs).set_index("comparison_id")
+    frame = data.comparisons_frame(items).set_index("comparison_id")
     for c in (ids["ridge"], ids["logistic"]):
         row = frame.loc[c.comparison_id]
         assert row["delta_points"] == pytest.approx(c.delta_points)
@@ -153,7 +164,7 @@ def test_each_dataset_has_its_own_pareto_front():
 
 def test_delta_bars_draw_the_same_band(filled_store):
     path, _ = filled_store
-    frame = data.comparisons_frame(data.load_comparisons(path), data.load_runs(path))
+    frame = data.comparisons_frame(data.load_comparisons(path))
     figure = charts.delta_bars(frame)
     band = next(s for s in figure.layout.shapes if s.type == "rect")
     assert (band.y0, band.y1) == (-cmp.SAME_BAND_POINTS, cmp.SAME_BAND_POINTS)

@@ -42,8 +42,8 @@ def _launch_a_small_run(page) -> None:
     page.get_by_label("max_test", exact=True).fill("20")
     page.get_by_role("button", name="Queue run").click()
     page.get_by_text("Queued job").wait_for()
-    # The jobs panel polls the job's progress file until the worker records the run.
-    page.get_by_text("runs: ").wait_for(timeout=RUN_TIMEOUT_MS)
+    # The jobs panel polls the job's progress file until the worker records the run; its card links to it.
+    page.get_by_role("link", name="open run").wait_for(timeout=RUN_TIMEOUT_MS)
 
 
 def test_every_page_and_a_launched_run_in_a_real_browser(tmp_path):
@@ -51,7 +51,7 @@ def test_every_page_and_a_launched_run_in_a_real_browser(tmp_path):
     shots = tmp_path / "screenshots"
     shots.mkdir()
     with browser.dashboard(store, tmp_path / "server.log") as url, browser.chromium() as page:
-        for name in ("runs", "compare", "clustering", "sweeps", "launch", "sql", "plugins"):
+        for name in ("runs", "run_comparison", "compare", "clustering", "sweeps", "launch", "sql", "plugins"):
             browser.open_page(page, url, name)
             _no_exceptions(page, name)
             browser.screenshot(page, shots / f"{name}-empty.png")
@@ -75,7 +75,7 @@ def test_every_page_and_a_launched_run_in_a_real_browser(tmp_path):
         page.keyboard.press("Escape")
         browser.settle(page)
         assert "classifier=ridge" in page.url
-        page.get_by_role("link", name="Compare").click()
+        page.get_by_role("link", name="Compare", exact=True).click()
         browser.settle(page)
         assert "/compare" in page.url and "classifier=ridge" in page.url
         assert page.get_by_test_id("stMultiSelect").filter(has_text="Classifier").get_by_text("ridge").count() == 1

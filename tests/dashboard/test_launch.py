@@ -5,7 +5,8 @@ import tomllib
 
 import pytest
 
-from tests.support.dashboard import open_page, texts
+from tests.support import dashboard as support
+from tests.support.dashboard import field, open_page, submit, texts
 from tests.support.plugins import write_distribution
 from toptune import jobs, registry
 from toptune.spec import RunSpec
@@ -16,29 +17,7 @@ from toptune.studies import robustness as rob
 from toptune.studies import selection as sel
 from toptune.sweeps.spec import SweepSpec
 
-
-@pytest.fixture
-def launch(tmp_path, monkeypatch):
-    """The Launch page on a fresh store, with worker starts recorded instead of spawned."""
-    path = tmp_path / "runs.duckdb"
-    monkeypatch.setenv("TOPTUNE_STORE", str(path))
-    started = []
-    monkeypatch.setattr(jobs, "ensure_worker", lambda p: started.append(str(p)))
-    at = open_page("launch")
-    assert not at.exception and not at.error
-    return at, path, started
-
-
-def field(at, suffix: str):
-    """The form widget of a parameter, by the end of its key ('params.max_train', 'top.classifier.M')."""
-    widgets = [w for kind in ("text_input", "number_input", "selectbox", "checkbox") for w in getattr(at, kind)]
-    (match,) = [w for w in widgets if (w.key or "").endswith("." + suffix)]
-    return match
-
-
-def submit(at):
-    (button,) = at.button  # the form's submit button is the only button before any job exists
-    return button.click().run()
+launch = support.launch  # fixture
 
 
 def submit_refused(launch, message: str) -> None:

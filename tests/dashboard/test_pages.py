@@ -10,6 +10,7 @@ from tests.support.dashboard import PAGES, array, charts, frame_with, open_page,
 from tests.support.plugins import registered, write_distribution
 from toptune import registry
 from toptune.dashboard import data
+from toptune.dashboard.widgets.ui import literal
 from toptune.store import Store
 
 filled_store, filled = support.filled_store, support.filled  # fixtures
@@ -40,7 +41,7 @@ EMPTY_HINTS = {"runs": "No runs in this store yet", "compare": "No finished runs
 @pytest.mark.parametrize("page", QUIET)
 def test_every_page_opens_on_an_empty_store(page, tmp_path, monkeypatch):
     path = tmp_path / "empty.duckdb"
-    Store(path).schema_version()  # creates the file
+    Store(path).create()  # creates the file
     monkeypatch.setenv("TOPTUNE_STORE", str(path))
     at = open_page(page)
     assert not at.exception and not at.error
@@ -58,7 +59,8 @@ def test_runs_page_lists_every_run_with_its_status(filled):
     status = dict(zip(table["id"], table["status_badge"]))
     assert status[ids["running"]] == ["running"] and status[ids["failed"]] == ["failed"]
     assert "running 1" in texts(at) and "failed 1" in texts(at)
-    assert [b.label for b in at.get("download_button")] == ["Export CSV", "Export Parquet"]
+    n = len(table)  # every run of the filter, not one page of them
+    assert [b.label for b in at.get("download_button")] == [f"Export {n} runs as CSV", f"Export {n} runs as Parquet"]
     seeds = frame_with(at, "config", "seeds")
     assert set(seeds["method"]) == {"top-tune", "fine-tune"} and seeds["runs"].sum() == 6
 
@@ -94,7 +96,7 @@ def test_runs_page_shows_a_fine_tuning_run_in_detail(filled):
 def test_runs_page_shows_why_a_run_failed(filled):
     path, ids = filled
     at = open_page("runs", {"run": ids["failed"]})
-    assert [e.value for e in at.error] == [Store(path).get_run(ids["failed"])["error"]]
+    assert [e.value for e in at.error] == [literal(Store(path).get_run(ids["failed"])["error"])]  # shown as is
     assert not at.exception
 
 

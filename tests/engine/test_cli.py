@@ -1,5 +1,6 @@
 """The CLI as a user meets it: exit codes, one-line errors, tables."""
 
+import json
 import os
 import subprocess
 import sys
@@ -45,7 +46,8 @@ def test_missing_and_empty_folders_fail_the_run_with_a_clear_line(tmp_path):
     (tmp_path / "empty").mkdir()
     res = invoke("run", "--dataset", "imagefolder", "--data", str(tmp_path / "empty"), "--store", str(store), "-q")
     assert res.exit_code == 2 and "has no class folders" in res.output
-    assert [r["status"] for r in Store(store).runs()] == ["failed", "failed"]
+    # a missing folder is checked before the run is recorded; an empty one only when the dataset loads
+    assert [r["status"] for r in Store(store).runs()] == ["failed"]
 
 
 def test_sql_errors_and_results(tmp_path):
@@ -62,6 +64,9 @@ def test_sql_errors_and_results(tmp_path):
 def test_runs_lists_recent_runs_with_status(tmp_path):
     store = tmp_path / "s.duckdb"
     res = invoke("runs", "--store", str(store))
+    assert res.exit_code == 2 and "no store at" in res.output and not store.exists()  # a read creates nothing
+    Store(store).create()
+    res = invoke("runs", "--store", str(store))
     assert res.exit_code == 0 and "no runs" in res.output
     st = Store(store)
     rid = st.start_run({"method": "top-tune", "dataset": "digits", "classifier": "kernel"})
@@ -69,6 +74,17 @@ def test_runs_lists_recent_runs_with_status(tmp_path):
     res = invoke("runs", "--store", str(store))
     assert res.exit_code == 0 and rid in res.output and "failed" in res.output
     assert "something precise" in res.output
+
+
+def test_runs_filters_and_says_how_many_it_left_out(tmp_path):
+    st = Store(tmp_path / "s.duckdb")
+    ids = {(m, d): st.start_run({"method": m, "dataset": d, "classifier": "ridge" if m == "top-tune" else None})
+           for m in ("top-tune", "fine-tune") for d in ("digits", "flowers")}
+    res = invoke("runs", "--method", "fine-tune", "--dataset", "flowers", "--json", "--store", str(st.path))
+    assert [r["id"] for r in json.loads(res.output)] == [ids["fine-tune", "flowers"]]
+    res = invoke("runs", "--classifier", "ridge", "--limit", "1", "--store", str(st.path))
+    assert res.exit_code == 0 and "the newest 1 of 2 runs" in res.output
+    assert ids["top-tune", "flowers"] in res.output and ids["fine-tune", "flowers"] not in res.output
 
 
 def test_real_process_exit_code_and_stderr(tmp_path):

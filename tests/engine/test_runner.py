@@ -107,12 +107,11 @@ def test_param_routing_qualified_and_grouped():
         registry.unregister("classifier", "tmp-split")
 
 
-def test_missing_dataset_folder_marks_run_failed(store, tmp_path):
+def test_missing_dataset_folder_is_refused_before_a_run_is_recorded(store, tmp_path):
     spec = RunSpec(dataset="imagefolder", classifier="ridge", params={"path": str(tmp_path / "nowhere")})
     with pytest.raises(DatasetError, match="nowhere"):
         run(spec, store)
-    (row,) = store.runs()
-    assert row["status"] == "failed" and "nowhere" in row["error"]
+    assert store.runs() == []
 
 
 def test_ctrl_c_marks_run_interrupted(store, monkeypatch):

@@ -182,6 +182,35 @@ def test_imagefolder_corrupt_files_raise_on_access_not_at_load(tmp_path):
                 assert _is_rgb_pair(split[i])
 
 
+@pytest.mark.parametrize("fmt, cut", [("JPEG", 0.5), ("JPEG", 2), ("PNG", 0.5), ("PNG", 12), ("PNG", 16)])
+def test_imagefolder_truncated_files_raise_when_read(tmp_path, fmt, cut):
+    """A file cut short raises when indexed, wherever the cut falls: a PNG cut inside its end chunk, or inside
+    the checksum of its pixel data, still decodes in Pillow, so its end marker is checked too."""
+    _tree(tmp_path, {"a": 3, "b": 3})
+    rng = np.random.default_rng(0)
+    smooth = np.linspace(0, 255, 48 * 48 * 3).reshape(48, 48, 3).astype(np.uint8) // 2 + \
+        rng.integers(0, 60, (48, 48, 3), dtype=np.uint8)
+    path = tmp_path / "b" / f"cut.{fmt.lower()}"
+    Image.fromarray(smooth).save(path, fmt)
+    data = path.read_bytes()
+    path.write_bytes(data[: int(len(data) * cut)] if cut < 1 else data[:-cut])
+    splits = _imagefolder(tmp_path, test_size=0.5).load()
+    found = [(split, i) for split in (splits.train, splits.test) for i, p in enumerate(split.paths)
+             if p.endswith(path.name)]
+    assert len(found) == 1
+    split, i = found[0]
+    with pytest.raises(OSError, match="(?i)truncated"):
+        split[i]
+
+
+def test_imagefolder_complete_png_with_trailing_bytes_still_reads(tmp_path):
+    _tree(tmp_path, {"a": 3, "b": 3})
+    path = tmp_path / "a" / "img0.png"
+    path.write_bytes(path.read_bytes() + b"\x00" * 100)  # some tools pad files after the end marker
+    splits = _imagefolder(tmp_path, test_size=0.5).load()
+    assert all(_is_rgb_pair(split[i]) for split in (splits.train, splits.test) for i in range(len(split)))
+
+
 def _file(path):
     path.write_text("x")
     return path

@@ -53,7 +53,9 @@ def fill_store(path: Path, cache_dir: Path) -> dict:
                             cache=cache)
         logistic = cmp.compare(cmp.plan("digits", BACKBONE, "logistic", 1, TINY, fine=fine, preset="cpu"), store,
                                cache=cache)
-        broken = RunSpec("top-tune", BACKBONE, "imagefolder", "ridge", {**TINY, "dataset.path": str(path) + ".none"})
+        empty = Path(str(path) + ".empty")  # exists, so the run is recorded, and fails as it loads: no classes
+        empty.mkdir(exist_ok=True)
+        broken = RunSpec("top-tune", BACKBONE, "imagefolder", "ridge", {**TINY, "dataset.path": str(empty)})
         with pytest.raises(DatasetError):
             run(broken, store, cache=cache)
         running = store.start_run(start_record(resolve(RunSpec("top-tune", BACKBONE, "digits", "kernel", TINY))))
@@ -86,6 +88,32 @@ def open_page(page: str, query: dict | None = None, timeout: float = 60) -> AppT
     if page != PAGES[0]:
         at.switch_page(f"views/{page}.py").run()
     return at
+
+
+@pytest.fixture
+def launch(tmp_path, monkeypatch):
+    """The Launch page on a fresh store, with worker starts recorded instead of spawned: (page, store, starts)."""
+    from toptune import jobs
+
+    path = tmp_path / "runs.duckdb"
+    monkeypatch.setenv("TOPTUNE_STORE", str(path))
+    started = []
+    monkeypatch.setattr(jobs, "ensure_worker", lambda p: started.append(str(p)))
+    at = open_page("launch")
+    assert not at.exception and not at.error
+    return at, path, started
+
+
+def field(at: AppTest, suffix: str):
+    """A Launch form widget of a parameter, by the end of its key ('params.max_train', 'top.classifier.M')."""
+    widgets = [w for kind in ("text_input", "number_input", "selectbox", "checkbox") for w in getattr(at, kind)]
+    (match,) = [w for w in widgets if (w.key or "").endswith("." + suffix)]
+    return match
+
+
+def submit(at: AppTest) -> AppTest:
+    """Press the form's submit button (the first button of the page) and run the page."""
+    return at.button[0].click().run()
 
 
 def texts(at: AppTest) -> str:
@@ -125,3 +153,26 @@ def charts(at: AppTest) -> list:
     import plotly.io
 
     return [plotly.io.from_json(e.proto.spec) for e in at.get("plotly_chart")]
+
+
+def write_comparison(store: Store, label: str, top: tuple[float, float], fine: tuple[float, float], *,
+                     image_size: int = 224, epochs: int = 3, preset: str = "cpu", seeds: int = 1,
+                     dataset: str = "digits", folder: str | None = None, classifier: str = "ridge",
+                     backbone: str = "efficientnet_lite0") -> str:
+    """A comparison written straight into the store (no training): per seed a top-tuning and a fine-tuning run
+    with these (accuracy, training time) figures and settings; returns its comparison id. ``folder`` is the
+    data's path, which tells two folders of the same name apart."""
+    from uuid import uuid4
+
+    comparison_id = uuid4().hex[:12]
+    info = {"plan": {"preset": preset, "seeds": seeds}, **({"dataset_path": folder} if folder else {})}
+    for seed in range(seeds):
+        for method, (accuracy, seconds) in (("top-tune", top), ("fine-tune", fine)):
+            run = {"run": {"image_size": image_size, **({"epochs": epochs} if method == "fine-tune" else {})},
+                   **({"dataset": {"path": folder}} if folder else {})}
+            head = classifier if method == "top-tune" else None
+            run_id = store.start_run({"method": method, "backbone": backbone, "dataset": dataset, "classifier": head,
+                                      "dataset_label": label, "seed": seed, "params": run, "info": info,
+                                      "comparison_id": comparison_id})
+            store.finish_run(run_id, {"accuracy": accuracy + 0.002 * seed, "train_time_s": seconds})
+    return comparison_id

@@ -81,7 +81,7 @@ def fill_studies(path) -> dict:
 
 
 def sweep_spec(missing_folder) -> SweepSpec:
-    """8 cells: 2 datasets × ridge alpha 0.1 / 10 × 2 seeds; the imagefolder cells point at nothing."""
+    """8 cells: 2 datasets × ridge alpha 0.1 / 10 × 2 seeds; the imagefolder cells point at an empty folder."""
     return SweepSpec.from_dict({
         "name": "dash-grid", "datasets": [DATASET, "imagefolder"], "backbones": [BACKBONE], "classifiers": ["ridge"],
         "seeds": 2, "params": {**TINY, "classifier.alpha": [0.1, 10.0], "dataset.path": str(missing_folder)}})
@@ -93,7 +93,9 @@ def fill_sweep(path, cache_dir) -> dict:
     Plus a second sweep known only from its one recorded run, as ``toptune sweep`` leaves one.
     """
     store, cache = Store(path), FeatureCache(cache_dir)
-    spec = sweep_spec(path.parent / "no-such-folder")
+    empty = path.parent / "no-class-folders"  # exists, so its run is recorded, then fails as it loads
+    empty.mkdir(exist_ok=True)
+    spec = sweep_spec(empty)
     cells = spec.cells()
     mine = [c for c in cells if c.spec.dataset == DATASET]
     broken = [c for c in cells if c.spec.dataset == "imagefolder"]

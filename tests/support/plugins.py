@@ -67,3 +67,9 @@ def registered(**plugins: tuple[str, type]):
     finally:
         for name, (kind, _) in plugins.items():
             registry.unregister(kind, name)
+
+
+def tiny_backbones(**nets: type):
+    """Register one TinyBackbone per ``name=network class`` (the name is also its weights digest)."""
+    return registered(**{name: ("backbone", type(f"Tiny_{name}", (TinyBackbone,), {"net": net, "digest": name}))
+                         for name, net in nets.items()})

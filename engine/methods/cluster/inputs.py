@@ -17,6 +17,7 @@ from ...data import fixed_subset
 from ...errors import DatasetError
 from ...features.extract import DecodedSplit, collate
 from ...features.source import FeatureSource
+from ...measure.device import loader_workers
 from ...progress import Progress
 
 SPLITS = ("train", "test")
@@ -65,7 +66,7 @@ def features(rs, dataset, splits, cache, device: str, progress: Progress) -> Inp
     pooled = _pool({s: (fs.features, fs.labels, fs.indices) for s, fs in sets.items()}, splits)
     info = {"preprocessing": getter.pre, "weights_digest": backbone.weights_digest(),
             "pretrain_source": getattr(backbone, "pretrain_source", None),
-            **{f"skipped_{s}": len(fs.skipped) for s, fs in sets.items()}}
+            **{f"skipped_{s}": len(fs.skipped) for s, fs in sets.items()}, **getter.ran}
     return Inputs(**pooled, prepare_time_s=sum(fs.extract_time_s for fs in sets.values()),
                   cache_hit=all(fs.cache_hit for fs in sets.values()), info=info)
 
@@ -81,8 +82,9 @@ def _decode(split, size: int, subset, run: dict, progress: Progress, stage: str)
 
     subset = np.arange(len(split)) if subset is None else subset
     transform = T.Compose([T.Lambda(_rgb), T.Resize((size, size), antialias=True), T.ToTensor()])
+    workers = loader_workers(run["num_workers"], "cpu", -(-len(subset) // run["batch_size"]))
     loader = torch.utils.data.DataLoader(DecodedSplit(split, transform, subset), batch_size=run["batch_size"],
-                                         num_workers=run["num_workers"], collate_fn=collate)
+                                         num_workers=workers, collate_fn=collate)
     images, kept, skipped = [], [], []
     with progress.stage(stage, len(subset)):
         for indices, x, bad in loader:

@@ -103,24 +103,25 @@ def test_fne_runs_cache_activations_and_discretise_them_per_run(tmp_path):
     assert np.array_equal(fne_train.features, discretise(z_train))
 
 
-def test_pooled_cache_keys_are_unchanged_and_other_modes_differ(tmp_path):
+def test_float32_pooled_cache_keys_are_unchanged_and_other_modes_and_precisions_differ(tmp_path):
     from toptune import registry
     from toptune.features.source import FeatureSource
     from toptune.spec import resolve
 
     keys = {}
-    for mode in ("pooled", "fne", "layer:stem"):
-        rs = resolve(RunSpec("top-tune", STAGED, "digits", "ridge", {**TINY, "feature_mode": mode}))
+    for mode, precision in (("pooled", "fp32"), ("fne", "fp32"), ("layer:stem", "fp32"), ("pooled", "auto")):
+        rs = resolve(RunSpec("top-tune", STAGED, "digits", "ridge",
+                             {**TINY, "feature_mode": mode, "precision": precision}))
         dataset = registry.create("dataset", "digits", **rs.params["dataset"])
         backbone = registry.create("backbone", STAGED, **rs.params["backbone"])
         feats = FeatureSource(rs, backbone, dataset, None, "cpu", None)
-        keys[mode] = feats.key("train", None)
-        if mode == "pooled":  # the formula caches were written with before feature modes existed
+        keys[mode, precision] = feats.key("train", None)
+        if (mode, precision) == ("pooled", "fp32"):  # the formula of caches written before feature modes (float32)
             before = cache_key(backbone=STAGED, backbone_params=rs.params["backbone"],
                                weights=backbone.weights_digest(), dataset="digits", data=dataset.fingerprint(),
                                split="train", subset=None, pre=feats.pre, mode="pooled")
-            assert keys[mode] == before
-    assert len(set(keys.values())) == 3
+            assert keys[mode, precision] == before
+    assert len(set(keys.values())) == 4  # other modes, and a reduced precision, are other features
 
 
 def test_a_backbone_without_feature_layers_works_pooled_and_explains_other_modes():

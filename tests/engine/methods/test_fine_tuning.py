@@ -106,6 +106,38 @@ def test_energy_estimate_is_stored_and_labelled(tmp_path):
     assert row["energy_source"].startswith("estimate:") and "100 gCO2e/kWh" in row["energy_source"]
 
 
+def _folder_with_bad_files(root):
+    """Three classes of small photos-like PNGs, plus one file that is no image and two cut short."""
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    for c, colour in enumerate([(200, 30, 30), (30, 200, 30), (30, 30, 200)]):
+        (root / f"class{c}").mkdir(parents=True)
+        for i in range(8):
+            pixels = np.clip(np.array(colour) + rng.integers(0, 50, (20, 20, 3)), 0, 255).astype(np.uint8)
+            Image.fromarray(pixels).save(root / f"class{c}" / f"{i}.png")
+    (root / "class0" / "notes.png").write_bytes(b"not an image at all")
+    for name in ("class1/6.png", "class2/7.png"):
+        data = (root / name).read_bytes()
+        (root / name).write_bytes(data[:-12])  # only the end marker is gone: every pixel still decodes
+    return root
+
+
+def test_fine_tuning_skips_lists_and_counts_unreadable_files_as_top_tuning_does(tmp_path):
+    data = {"path": str(_folder_with_bad_files(tmp_path / "pics")), "test_size": 0.5, "batch_size": 8}
+    top = execute(RunSpec("top-tune", "tiny-cnn", "imagefolder", "ridge", {**data, "cache": False}))
+    fine = execute(RunSpec("fine-tune", "tiny-cnn", "imagefolder", None, {**data, "epochs": 1}))
+    assert top.info["skipped_train"] + top.info["skipped_test"] == 3
+    for key in ("skipped_train", "skipped_test", "skipped_files"):
+        assert fine.info[key] == top.info[key], key
+    assert sorted(u["file"] for u in top.info["skipped_files"]) == ["class0/notes.png", "class1/6.png", "class2/7.png"]
+    assert all(u["reason"] for u in top.info["skipped_files"])
+    assert (fine.n_train, fine.n_test) == (top.n_train, top.n_test)  # readable images only, both methods
+    assert top.n_train + top.n_test == 25 - 3 and top.n_train + top.info["skipped_train"] == top.info["n_train"]
+    # the size the images were resized to is recorded, the backbone's own when the run set none
+    assert top.params["run"]["image_size"] == fine.params["run"]["image_size"] == 16
+
+
 @pytest.mark.parametrize("delta, expected", [
     (0.0, "same"), (1.0, "same"), (-1.0, "same"), (1.01, "top-tuning better"), (-1.01, "fine-tuning better"),
     (-30.0, "fine-tuning better"),
@@ -145,6 +177,9 @@ def test_compare_links_runs_and_report_aggregates(tmp_path):
     res = CliRunner().invoke(app, ["report", "--store", str(store.path)], env={"COLUMNS": "200"})
     assert res.exit_code == 0 and "verdicts and speed-ups" in res.output
     assert all(c.comparison_id in res.output and f"{c.speedup:.1f}×" in res.output for c in items)
+    res = CliRunner().invoke(app, ["report", "--limit", "1", "--store", str(store.path)], env={"COLUMNS": "200"})
+    assert "the newest 1 of 2 comparisons" in res.output and items[-1].comparison_id in res.output
+    assert items[0].comparison_id not in res.output  # only listed; the aggregates still count both
 
 
 def test_aggregate_counts_verdicts_and_speedups_per_backbone_and_overall():
