@@ -63,9 +63,13 @@ class TqdmProgress(Progress):
         self._bar = tqdm(total=total, desc=stage, unit=self.unit or ("img" if total else "it"), leave=True,
                          disable=self._disable, dynamic_ncols=True, bar_format=None if total else self.CLOCK)
 
+    def _format(self):
+        # A disabled bar (tqdm disables itself off a terminal when ``disable`` is None) has no bar_format.
+        return getattr(self._bar, "bar_format", None)
+
     def advance(self, n=1):
         if self._bar is not None:
-            if self._bar.bar_format is not None:
+            if self._format() is not None:
                 self._bar.bar_format = None  # counting now: the usual bar
             self._bar.update(n)
 
@@ -76,12 +80,13 @@ class TqdmProgress(Progress):
     def set_total(self, total):
         if self._bar is not None:
             self._bar.total = total
-            self._bar.bar_format = None
+            if self._format() is not None:
+                self._bar.bar_format = None
             self._bar.refresh()
 
     def end(self):
         if self._bar is not None:
-            if self._bar.bar_format == self.CLOCK:  # a step of unknown size, counted by nobody
+            if self._format() == self.CLOCK:  # a step of unknown size, counted by nobody
                 self._bar.bar_format = "{desc}: done in {elapsed}"
                 self._bar.refresh()
             self._bar.close()

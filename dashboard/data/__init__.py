@@ -55,6 +55,7 @@ from .side_by_side import (
 from .studies import (
     SETTINGS,
     ablation,
+    comparison_view,
     comparisons_frame,
     has_latents,
     image_size_groups,
@@ -88,6 +89,7 @@ __all__ = [
     "ablation",
     "archive",
     "chosen_runs",
+    "comparison_view",
     "comparisons_frame",
     "confusion_matrix",
     "counts",

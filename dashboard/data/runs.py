@@ -50,9 +50,15 @@ def open_store(path) -> Store | None:
     return Store(path) if Path(path).exists() else None
 
 
-def cached(fn):
+def cached(fn=None, *, shared: bool = False):
     """``fn(path, ...)`` remembered per store version: a page whose data did not change does not query again
-    (the store changes only on writes, and its version is a stat of its files)."""
+    (the store changes only on writes, and its version is a stat of its files).
+
+    ``shared=True`` hands every caller the same object instead of a copy (Streamlit's resource cache), for
+    results too large to unpickle on each rerun (tens of thousands of comparisons); callers must not change it.
+    """
+    if fn is None:
+        return functools.partial(cached, shared=shared)
     remembered = []
 
     @functools.wraps(fn)
@@ -65,7 +71,8 @@ def cached(fn):
 
             # Streamlit keys a cache by the function's module, name and source: each wrapped one its own.
             by_version.__module__, by_version.__qualname__ = fn.__module__, f"{fn.__qualname__}.by_version"
-            remembered.append(st.cache_data(show_spinner=False, max_entries=64)(by_version))
+            cache = st.cache_resource if shared else st.cache_data
+            remembered.append(cache(show_spinner=False, max_entries=16 if shared else 64)(by_version))
         return remembered[0](str(path), q.version(path), *args, **kwargs)
 
     return wrapper

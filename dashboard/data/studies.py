@@ -6,6 +6,8 @@ having no studies (looking must not create it).
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import pandas as pd
 
 from toptune.store import queries as q
@@ -35,11 +37,39 @@ def points_frame(study) -> pd.DataFrame:
     return pd.DataFrame(study.points())
 
 
-@cached
+@cached(shared=True)
 def load_comparisons(path, flt=None) -> list[cmp.Comparison]:
-    """Complete comparisons (of the runs ``flt`` keeps), aggregated in the store, oldest first."""
+    """Complete comparisons (of the runs ``flt`` keeps), aggregated in the store, oldest first (shared, not copied:
+    read only)."""
     store = open_store(path)
     return cmp.comparisons(store, flt) if store else []
+
+
+@dataclass(frozen=True)
+class ComparisonView:
+    """What the Compare page shows of the comparisons a filter and chosen settings keep, computed once per store
+    version and choice (a page rerun over many thousand comparisons then costs nothing)."""
+
+    options: dict  # each setting's values among all the filter keeps
+    kept: list  # the comparisons whose settings are among the chosen
+    frame: pd.DataFrame  # comparisons_frame(kept)
+    cards: list  # verdict cards of kept
+    summary: list  # verdict_summary(kept)
+    kept_options: dict  # setting values among kept
+
+
+@cached(shared=True)
+def comparison_view(path, flt=None, chosen: tuple = ()) -> ComparisonView:
+    """The Compare page's comparisons: ``chosen`` is ((setting, (values…)), …) as ``with_settings`` takes them."""
+    everything = load_comparisons(path, flt)
+    values = [tuple(setting(c, name) for name in SETTINGS) for c in everything]  # each read once
+    options = _options(values)
+    wanted = [set(dict(chosen).get(name, ())) for name in SETTINGS]
+    picked = [i for i, row in enumerate(values) if all(not w or v in w for v, w in zip(row, wanted))]
+    kept = [everything[i] for i in picked] if chosen else everything
+    kept_options = _options([values[i] for i in picked]) if chosen else options
+    return ComparisonView(options, kept, comparisons_frame(kept), cmp.verdict_cards(kept), cmp.aggregate(kept),
+                          kept_options)
 
 
 # The settings a verdict holds for, as the Compare page filters by them: (label, how a comparison reads it).
@@ -60,11 +90,15 @@ def setting(c: cmp.Comparison, name: str) -> str:
 
 def setting_options(items: list[cmp.Comparison]) -> dict[str, list[str]]:
     """Each setting's values among ``items``, numbers in numeric order."""
+    return _options([tuple(setting(c, name) for name in SETTINGS) for c in items])
+
+
+def _options(values: list[tuple]) -> dict[str, list[str]]:
     def order(v: str):
         head = v.split("/")[0]
         return (0, int(head), v) if head.isdigit() else (1, 0, v)
 
-    return {name: sorted({setting(c, name) for c in items}, key=order) for name in SETTINGS}
+    return {name: sorted({row[i] for row in values}, key=order) for i, name in enumerate(SETTINGS)}
 
 
 def with_settings(items: list[cmp.Comparison], chosen: dict[str, list[str]]) -> list[cmp.Comparison]:
@@ -78,16 +112,23 @@ def comparisons_frame(items: list[cmp.Comparison]) -> pd.DataFrame:
     columns = ["comparison_id", "dataset", "backbone", "classifier", "pretrain_source", "setup", "image_size",
                "epochs", "preset", "seeds", "top_accuracy", "top_std", "fine_accuracy", "fine_std", "top_time_s",
                "fine_time_s", "delta_points", "delta_std_points", "speedup", "verdict"]
-    rows = [{"comparison_id": c.comparison_id, "dataset": c.label, "backbone": c.backbone,
-             "classifier": c.classifier, "pretrain_source": c.pretrain_source,
-             "setup": f"{c.backbone} · {c.classifier} · {c.size_text}", "image_size": c.size_text,
-             "epochs": c.epochs, "preset": c.preset, "seeds": int(setting(c, "seeds")),
-             "top_accuracy": c.top.accuracy, "top_std": c.top.accuracy_std,
-             "fine_accuracy": c.fine.accuracy, "fine_std": c.fine.accuracy_std, "top_time_s": c.top.train_time_s,
-             "fine_time_s": c.fine.train_time_s, "delta_points": c.delta_points,
-             "delta_std_points": 100.0 * (c.top.accuracy_std ** 2 + c.fine.accuracy_std ** 2) ** 0.5,
-             "speedup": c.speedup, "verdict": c.verdict} for c in items]
-    return pd.DataFrame(rows, columns=columns)
+    # Built column by column, reading the cells' dicts directly: tens of thousands of comparisons in a blink.
+    sizes = [c.size_text for c in items]
+    frame = pd.DataFrame({
+        "comparison_id": [c.comparison_id for c in items], "dataset": [c.label for c in items],
+        "backbone": [c.backbone for c in items], "classifier": [c.classifier for c in items],
+        "pretrain_source": [c.pretrain_source for c in items],
+        "setup": [f"{c.backbone} · {c.classifier} · {size}" for c, size in zip(items, sizes)], "image_size": sizes,
+        "epochs": pd.array([c.epochs for c in items], dtype="Int64"), "preset": [c.preset for c in items],
+        "seeds": [c.seeds if c.seeds is not None else max(c.top.n_runs, c.fine.n_runs) for c in items],
+        **{f"{side}_{name}": [getattr(c, side).__dict__[part][metric] for c in items]
+           for side in ("top", "fine") for name, part, metric in (("accuracy", "means", "accuracy"),
+                                                                   ("std", "stds", "accuracy"),
+                                                                   ("time_s", "means", "train_time_s"))},
+        "delta_points": [c.delta_points for c in items], "speedup": [c.speedup for c in items],
+        "verdict": [c.verdict for c in items]}, columns=[c for c in columns if c != "delta_std_points"])
+    frame["delta_std_points"] = 100.0 * (frame["top_std"] ** 2 + frame["fine_std"] ** 2) ** 0.5
+    return frame[columns]
 
 
 def verdict_cards(items: list[cmp.Comparison]) -> list[cmp.Card]:

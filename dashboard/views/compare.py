@@ -26,22 +26,22 @@ if not safely(data.counts, path, finished_only)["all"]:
 
 chosen = filters.choose(safely(data.filter_options, path, FILTERS, finished_only))
 # A fine-tuning run has no classifier, yet belongs beside the top-tuning runs chosen by classifier.
-everything = safely(data.load_comparisons, path, data.run_filter(chosen, keep_missing=("classifier",)))
+compared = data.run_filter(chosen, keep_missing=("classifier",))
+options = safely(data.comparison_view, path, compared).options
 st.sidebar.subheader("Settings")
-options = data.setting_options(everything)
 settings = {name: st.sidebar.multiselect(label, options[name], key=SETTING_KEYS[name], bind="query-params",
                                          placeholder="any")
             for name, label in data.SETTINGS.items()}
 st.sidebar.caption("Filters apply to every chart; the URL keeps them, so a view can be shared. A verdict holds for "
                    "its settings: compare like with like.")
-kept = data.with_settings(everything, settings)
+view = safely(data.comparison_view, path, compared, tuple((k, tuple(v)) for k, v in settings.items() if v))
+kept, picked = view.kept, view.frame
 shown = data.sized(data.run_filter(chosen, keep_missing=("classifier",), finished=True), settings["image_size"])
-picked = data.comparisons_frame(kept)
 
 
 def cards() -> None:
     """One card per dataset and setup: the newest comparison's verdict with its settings, and its runs."""
-    found = data.verdict_cards(kept)
+    found = view.cards
     for card in found[:CARDS]:
         with st.container(border=True):
             text, link = st.columns([6, 1], vertical_alignment="center")
@@ -61,7 +61,7 @@ def verdicts() -> None:
                 "(`toptune compare`, or a comparison from **Launch**).")
         return
     cards()
-    overall = data.verdict_summary(kept)[-1]
+    overall = view.summary[-1]
     cols = st.columns(5)
     cols[0].metric("comparisons", overall.n)
     for col, verdict in zip(cols[1:4], VERDICTS):
@@ -103,7 +103,7 @@ if kept:
         st.plotly_chart(charts.speedup_bars(picked), key="speedup")
 
 st.subheader("Ablations")
-if len(data.setting_options(kept)["image_size"]) > 1:
+if len(view.kept_options["image_size"]) > 1:
     st.caption("These runs span several image sizes: choose one under **Settings** to compare like with like.")
 by = filters.pick("Group by", list(ABLATIONS), "by", format_func=ABLATIONS.get)
 left, right = st.columns(2)
@@ -125,7 +125,7 @@ if kept:
                 for c in ("top_time_s", "fine_time_s", "delta_points", "delta_std_points", "speedup")}
     st.dataframe(picked.drop(columns=["setup"]).tail(TABLE_ROWS), hide_index=True, key="comparisons_table",
                  column_config=formats)
-    by_backbone = [a for a in data.verdict_summary(kept) if a.group != "all"]
+    by_backbone = [a for a in view.summary if a.group != "all"]
     st.dataframe([{"backbone": a.group, "comparisons": a.n, **a.counts, "speed-up min": a.speedup_min,
                    "median": a.speedup_median, "max": a.speedup_max} for a in by_backbone],
                  hide_index=True, key="verdicts_table")

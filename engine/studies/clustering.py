@@ -16,7 +16,7 @@ from ..errors import ParamError, StoreError
 from ..methods.cluster.params import PIPELINES
 from ..spec import RunSpec, resolve
 from ..store.artifacts import artifact_path, read_table
-from .common import Cell, Study, finished, seed_count, seeds_text
+from .common import Cell, Plan, Study, finished, seed_count, seeds_text
 from .common import preset as resolve_preset
 
 METHOD = "cluster"
@@ -74,7 +74,7 @@ def plan(dataset: str, backbone: str, latents=DEFAULT_LATENTS, seeds: int | None
                       for pl in ("feature-vae", "image-vae") if pl in pipelines]
     for pipeline in pipelines:  # one of each kind: bad names or values fail before anything runs
         resolve(next(s for s in specs if s.params["pipeline"] == pipeline))
-    return specs
+    return Plan(specs, preset=p["name"], seeds=seed_count(seeds, p))
 
 
 def _label(spec: RunSpec) -> str:

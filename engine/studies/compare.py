@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import statistics
 from dataclasses import dataclass, field
+from functools import cached_property
 
 from ..spec import RunSpec, resolve
 from .common import Cell, Plan, Study, finished, seed_count, seeds_text
@@ -53,17 +54,15 @@ class Comparison:
     preset: str | None = None
     seeds: int | None = None
 
-    @property
-    def delta_points(self) -> float:
-        return 100.0 * (self.top.accuracy - self.fine.accuracy)
+    # Figures, computed once: a report over tens of thousands of comparisons reads each several times.
+    delta_points: float = field(init=False, repr=False)  # top-tuning − fine-tuning accuracy, in points
+    speedup: float = field(init=False, repr=False)  # fine-tuning's training time over top-tuning's
+    verdict: str = field(init=False, repr=False)
 
-    @property
-    def speedup(self) -> float:
-        return self.fine.train_time_s / max(self.top.train_time_s, 1e-9)
-
-    @property
-    def verdict(self) -> str:
-        return verdict(self.delta_points)
+    def __post_init__(self):
+        self.delta_points = 100.0 * (self.top.means["accuracy"] - self.fine.means["accuracy"])
+        self.speedup = self.fine.means["train_time_s"] / max(self.top.means["train_time_s"], 1e-9)
+        self.verdict = verdict(self.delta_points)
 
     @property
     def label(self) -> str:
@@ -88,14 +87,14 @@ class Comparison:
                  f"{self.preset} preset" if self.preset else None]
         return ", ".join(p for p in parts if p)
 
-    @property
+    @cached_property
     def setup_label(self) -> str:
         """'efficientnet_lite0 · 128 px · 3 epochs · cpu preset': the settings verdicts are grouped by."""
         parts = [self.backbone, self.size_text, f"{self.epochs} epochs" if self.epochs is not None else None,
                  f"{self.preset} preset" if self.preset else None]
         return " · ".join(p for p in parts if p)
 
-    @property
+    @cached_property
     def setup(self) -> tuple:
         """What must match for two comparisons to answer the same question."""
         return (self.label, self.backbone, self.classifier, self.image_size, self.fine_image_size, self.epochs,
@@ -169,16 +168,26 @@ def comparisons(store, flt=None) -> list[Comparison]:
     """
     from ..store.queries import comparisons as table
 
-    metrics = ("accuracy", "train_time_s")
-    found = []
-    for row in table(store, TOP, FINE, flt).to_dict("records"):
-        top, fine = (Cell(int(row[f"{side}_n"]), {m: float(row[f"{side}_{m}"]) for m in metrics},
-                          {m: float(row[f"{side}_{m}_std"]) for m in metrics}) for side in ("first", "second"))
-        found.append(Comparison(row["comparison_id"], row["dataset"], row["backbone"], row["classifier"], top, fine,
-                                list(row["run_ids"]), row["created_at"], row["pretrain_source"],
-                                row["dataset_label"], _int(row["first_image_size"]), _int(row["second_image_size"]),
-                                _int(row["second_epochs"]), _text(row["preset"]), _int(row["seeds"])))
-    return found
+    frame = table(store, TOP, FINE, flt)
+    columns = {c: frame[c].tolist() for c in frame.columns}  # column lists: far faster than a dict per row
+
+    def cells(side: str) -> list[Cell]:
+        n, acc, acc_std, time_s, time_std = (columns[f"{side}_{c}"] for c in CELL_COLUMNS)
+        return [Cell(int(k), {"accuracy": float(a), "train_time_s": float(t)},
+                     {"accuracy": float(a_std), "train_time_s": float(t_std)})
+                for k, a, a_std, t, t_std in zip(n, acc, acc_std, time_s, time_std)]
+
+    fields = zip(columns["comparison_id"], columns["dataset"], columns["backbone"], columns["classifier"],
+                 cells("first"), cells("second"), columns["run_ids"], columns["created_at"],
+                 columns["pretrain_source"], columns["dataset_label"], columns["first_image_size"],
+                 columns["second_image_size"], columns["second_epochs"], columns["preset"], columns["seeds"])
+    return [Comparison(cid, dataset, backbone, classifier, top, fine, list(run_ids), created, source, label,
+                       _int(top_size), _int(fine_size), _int(epochs), _text(preset), _int(seeds))
+            for (cid, dataset, backbone, classifier, top, fine, run_ids, created, source, label, top_size, fine_size,
+                 epochs, preset, seeds) in fields]
+
+
+CELL_COLUMNS = ("n", "accuracy", "accuracy_std", "train_time_s", "train_time_s_std")
 
 
 def _int(value) -> int | None:
@@ -238,12 +247,19 @@ def verdict_cards(items: list[Comparison]) -> list[Card]:
     the newest setup first."""
     newest: dict[tuple, Comparison] = {}
     counts: dict[tuple, int] = {}
-    for c in sorted(items, key=lambda c: str(c.created_at or "")):  # oldest first; ISO text sorts by time
+    for c in _oldest_first(items):
         newest[c.setup] = c
         counts[c.setup] = counts.get(c.setup, 0) + 1
     cards = [Card(c, counts[key]) for key, c in newest.items()]
     by_time = sorted(cards, key=lambda card: str(card.created_at), reverse=True)
     return sorted(by_time, key=lambda card: card.dataset.lower())
+
+
+def _oldest_first(items: list[Comparison]) -> list[Comparison]:
+    try:
+        return sorted(items, key=lambda c: c.created_at)  # timestamps of one kind: compared as they are
+    except TypeError:  # a mix (or a missing one): ISO text sorts by time too
+        return sorted(items, key=lambda c: str(c.created_at or ""))
 
 
 @dataclass
@@ -269,6 +285,8 @@ def aggregate(items: list[Comparison], by: str = "backbone") -> list[Aggregate]:
     out = []
     for name, cs in groups.items():
         speedups = [c.speedup for c in cs]
-        out.append(Aggregate(name, len(cs), {v: sum(c.verdict == v for c in cs) for v in VERDICTS},
-                             min(speedups), statistics.median(speedups), max(speedups)))
+        counts = dict.fromkeys(VERDICTS, 0)
+        for c in cs:
+            counts[c.verdict] += 1
+        out.append(Aggregate(name, len(cs), counts, min(speedups), statistics.median(speedups), max(speedups)))
     return out

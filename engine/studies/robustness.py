@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from ..errors import ParamError
 from ..research.shift import SHIFT_KINDS, SHIFT_SPLITS
 from ..spec import RunSpec, resolve
-from .common import Cell, Study, finished, parse_floats, seed_count, seeds_text
+from .common import Cell, Plan, Study, finished, parse_floats, seed_count, seeds_text
 from .compare import FINE, PRESETS, TOP, preset_settings
 
 DEFAULT_LEVELS = {"awgn": (0.0, 0.05, 0.1, 0.2), "blur": (0.0, 1.0, 2.0, 4.0), "embedding": (0.0, 5.0, 10.0, 20.0)}
@@ -49,7 +49,7 @@ def plan(dataset: str, backbone: str, shift: str, levels=None, classifiers=("ker
                 specs.append(RunSpec(FINE, backbone, dataset, None, {**at, **p["fine"], **(fine or {})}, seed))
     for spec in {(s.method, s.classifier): s for s in specs}.values():
         resolve(spec)
-    return specs
+    return Plan(specs, preset=p["name"], seeds=seed_count(seeds, p))
 
 
 def _label(spec: RunSpec) -> str:

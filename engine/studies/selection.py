@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from ..errors import ParamError
 from ..research.data_selection import SELECT_RULES
 from ..spec import RunSpec, resolve
-from .common import Cell, Study, finished, parse_floats, seed_count, seeds_text
+from .common import Cell, Plan, Study, finished, parse_floats, seed_count, seeds_text
 from .compare import FINE, PRESETS, preset_settings
 
 DEFAULT_RULES = ("entropy-high", "entropy-low", "random")
@@ -36,7 +36,7 @@ def plan(dataset: str, backbone: str, fractions=DEFAULT_FRACTIONS, rules=DEFAULT
     specs = [RunSpec(FINE, backbone, dataset, None, {**common, "select": rule, "fraction": fraction}, seed)
              for seed in range(seed_count(seeds, p)) for fraction in fractions for rule in rules]
     resolve(specs[0])
-    return specs
+    return Plan(specs, preset=p["name"], seeds=seed_count(seeds, p))
 
 
 def _label(spec: RunSpec) -> str:

@@ -19,6 +19,16 @@ def test_a_stage_of_unknown_size_that_counted_nothing_says_done(capsys):
     assert "3/3" in capsys.readouterr().err
 
 
+def test_bars_off_a_terminal_stay_silent_and_do_not_fail(capsys):
+    bars = TqdmProgress()  # tqdm switches itself off when stderr is not a terminal, as under pytest
+    for total in (None, 3):
+        with bars.stage("extract train", total):
+            bars.advance(2)
+            bars.set_total(3)
+            bars.postfix("loss 0.1")
+    assert capsys.readouterr().err == ""
+
+
 class Counting(Progress):
     def __init__(self):
         self.totals, self.steps = [], 0

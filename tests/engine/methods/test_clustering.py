@@ -220,6 +220,7 @@ def test_a_study_links_its_runs_and_summarises_over_seeds(tmp_path):
     study = clustering.STUDY.run(specs, store)
     rows = store.runs(study_id=study.study_id)
     assert len(rows) == 10 and sorted(study.run_ids) == sorted(r["id"] for r in rows)
+    assert all(r["info"]["plan"] == {"preset": "gpu", "seeds": 2} for r in rows)
     assert {r["backbone"] for r in rows if r["params"]["run"]["pipeline"] == "image-vae"} == {None}
     cell = study.cell("feature-vae", 4)
     purities = [r["metrics"]["purity"] for r in rows

@@ -36,6 +36,7 @@ def test_robustness_study_links_every_run_and_summarises_per_level(tmp_path):
         run = next(r for r in by_id.values() if rob.series(r) == point["series"]
                    and r["params"]["run"]["shift_level"] == point["level"])
         assert point["accuracy"] == run["accuracy"]
+    assert all(r["info"]["plan"] == {"preset": "cpu", "seeds": 1} for r in rows)  # the settings behind its answer
     assert [s.study_id for s in rob.STUDY.find(store)] == [study.study_id]
     assert sel.STUDY.find(store) == []  # a robustness study is not a selection study
 
@@ -57,6 +58,7 @@ def test_selection_study_compares_rules_at_equal_sizes(tmp_path):
     study = sel.STUDY.run(specs, store, cache=FeatureCache(tmp_path / "cache"))
     rows = store.runs(study_id=study.study_id)
     assert study.study_id.startswith("sel-") and len(rows) == 4
+    assert all(r["info"]["plan"] == {"preset": "cpu", "seeds": 1} for r in rows)
     assert {(r["params"]["run"]["select"], r["params"]["run"]["fraction"], r["n_train"]) for r in rows} == {
         ("entropy-high", 0.25, 30), ("random", 0.25, 30), ("entropy-high", 0.5, 60), ("random", 0.5, 60)}
     assert study.subset_sizes == {0.25: 30, 0.5: 60} and study.rules == ["random", "entropy-high"]
