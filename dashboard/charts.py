@@ -144,11 +144,12 @@ EPOCH_SERIES = {"train_loss": "train loss", "train_accuracy": "train accuracy", 
 
 
 def _epoch_axes(fig: go.Figure, y_title: str, title: str) -> go.Figure:
-    """An epoch chart's layout: a labelled y axis, whole epochs on x, its own legend above it."""
+    """An epoch chart's layout: a labelled y axis, whole epochs on x, its own legend under it (long run names
+    wrap there instead of running into the title)."""
     fig.update_xaxes(title_text="epoch", dtick=1)
     fig.update_yaxes(title_text=y_title)
-    fig.update_layout(title_text=title, legend={"orientation": "h", "yanchor": "bottom", "y": 1.02, "x": 0},
-                      margin={"t": 90})
+    fig.update_layout(title_text=title, legend={"orientation": "h", "yanchor": "top", "y": -0.22, "x": 0},
+                      margin={"t": 50, "b": 40})
     return fig
 
 

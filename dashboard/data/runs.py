@@ -45,9 +45,18 @@ def store_path(argv: list[str] | None = None, env: dict | None = None) -> Path:
     return Path(known.store or env.get("TOPTUNE_STORE") or DEFAULT_PATH)
 
 
+_stores: dict[str, Store] = {}
+
+
 def open_store(path) -> Store | None:
-    """The store at ``path``, or None where no file exists yet (looking must not create one)."""
-    return Store(path) if Path(path).exists() else None
+    """The store at ``path``, or None where no file exists yet (looking must not create one). One Store object per
+    path for the server's life: it checks the file's schema once, not on every read of every page."""
+    if not Path(path).exists():
+        return None
+    key = str(path)
+    if key not in _stores:
+        _stores[key] = Store(path)
+    return _stores[key]
 
 
 def cached(fn=None, *, shared: bool = False):

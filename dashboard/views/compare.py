@@ -27,7 +27,7 @@ if not safely(data.counts, path, finished_only)["all"]:
 chosen = filters.choose(safely(data.filter_options, path, FILTERS, finished_only))
 # A fine-tuning run has no classifier, yet belongs beside the top-tuning runs chosen by classifier.
 compared = data.run_filter(chosen, keep_missing=("classifier",))
-options = safely(data.comparison_view, path, compared).options
+options = safely(data.comparison_view, path, compared, ()).options  # every setting's values, before choosing
 st.sidebar.subheader("Settings")
 settings = {name: st.sidebar.multiselect(label, options[name], key=SETTING_KEYS[name], bind="query-params",
                                          placeholder="any")
