@@ -64,14 +64,12 @@ from .studies import (
     points,
     points_frame,
     setting,
-    setting_options,
     sized,
     study_index,
     study_runs,
     study_summary,
     verdict_cards,
     verdict_summary,
-    with_settings,
 )
 from .sweeps import (
     sweep_jobs,
@@ -122,7 +120,6 @@ __all__ = [
     "schema",
     "seed_summary",
     "setting",
-    "setting_options",
     "short_labels",
     "sized",
     "skipped_files",
@@ -138,5 +135,4 @@ __all__ = [
     "to_parquet",
     "verdict_cards",
     "verdict_summary",
-    "with_settings",
 ]
