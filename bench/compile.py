@@ -14,6 +14,8 @@ from __future__ import annotations
 import argparse
 import time
 
+from throughput import bare_forward
+
 import toptune  # noqa: F401  (before torch: toptune turns on torch's huge-page allocations)
 from toptune import registry
 from toptune.measure.device import pick_device
@@ -23,17 +25,8 @@ BACKBONE = "efficientnet_lite0"
 
 
 def rate(module, compute, batches, rounds: int) -> float:
-    """Images per second over ``batches``, best of ``rounds`` passes."""
-    import torch
-
-    best = float("inf")
-    for _ in range(rounds):
-        t0 = time.perf_counter()
-        with torch.inference_mode(), compute.autocast():
-            for x in batches:
-                module(compute.inputs(x)).float().cpu()
-        best = min(best, time.perf_counter() - t0)
-    return sum(len(x) for x in batches) / best
+    """Images per second over ``batches``, best of ``rounds`` passes (throughput.py's bare forward pass)."""
+    return sum(len(x) for x in batches) / min(bare_forward(module, batches, compute) for _ in range(rounds))
 
 
 def main() -> None:

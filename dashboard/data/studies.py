@@ -64,11 +64,12 @@ def comparison_view(path, flt=None, chosen: tuple = ()) -> ComparisonView:
     a setting not named takes any value."""
     everything = load_comparisons(path, flt)
     values = [tuple(setting(c, name) for name in SETTINGS) for c in everything]  # each read once
-    options = _options(values)
-    wanted = [set(dict(chosen).get(name, ())) for name in SETTINGS]
-    picked = [i for i, row in enumerate(values) if all(not w or v in w for v, w in zip(row, wanted))]
-    kept = [everything[i] for i in picked] if chosen else everything
-    kept_options = _options([values[i] for i in picked]) if chosen else options
+    options = kept_options = _options(values)
+    kept = everything
+    if chosen:  # nothing chosen keeps everything: no pass over the comparisons
+        wanted = [set(dict(chosen).get(name, ())) for name in SETTINGS]
+        picked = [i for i, row in enumerate(values) if all(not w or v in w for v, w in zip(row, wanted))]
+        kept, kept_options = [everything[i] for i in picked], _options([values[i] for i in picked])
     return ComparisonView(options, kept, comparisons_frame(kept), cmp.verdict_cards(kept), cmp.aggregate(kept),
                           kept_options)
 
@@ -84,7 +85,7 @@ def setting(c: cmp.Comparison, name: str) -> str:
         top, fine = c.image_size, c.fine_image_size if c.fine_image_size is not None else c.image_size
         return "/".join(str(v if v is not None else "?") for v in dict.fromkeys([top, fine]))
     if name == "seeds":
-        return str(c.seeds if c.seeds is not None else max(c.top.n_runs, c.fine.n_runs))
+        return str(c.seed_count)
     value = getattr(c, name)
     return "?" if value is None else str(value)
 
@@ -113,7 +114,7 @@ def comparisons_frame(items: list[cmp.Comparison]) -> pd.DataFrame:
         "pretrain_source": [c.pretrain_source for c in items],
         "setup": [f"{c.backbone} · {c.classifier} · {size}" for c, size in zip(items, sizes)], "image_size": sizes,
         "epochs": pd.array([c.epochs for c in items], dtype="Int64"), "preset": [c.preset for c in items],
-        "seeds": [c.seeds if c.seeds is not None else max(c.top.n_runs, c.fine.n_runs) for c in items],
+        "seeds": [c.seed_count for c in items],
         "top_accuracy": [c.top.means["accuracy"] for c in items], "top_std": [c.top.stds["accuracy"] for c in items],
         "fine_accuracy": [c.fine.means["accuracy"] for c in items],
         "fine_std": [c.fine.stds["accuracy"] for c in items],

@@ -70,11 +70,9 @@ class RunFilter:
             for word in self.search.lower().split():
                 clauses.append(f"contains(lower({haystack}), ?)")
                 params.append(word)
-        if self.tags:
-            clauses.append("list_has_all(coalesce(tags, []), ?)")
-            params.append([str(t) for t in self.tags])
-        if self.archived is not None:
-            clauses.append("archived_at IS NOT NULL" if self.archived else "archived_at IS NULL")
+        kept, values = housekeeping(self.tags, self.archived)
+        clauses += kept
+        params += values
         if self.extra:
             clauses.append(f"({self.extra})")
         sql = (" WHERE " + " AND ".join(clauses)) if clauses else ""
@@ -83,6 +81,18 @@ class RunFilter:
         parts = sql.split("?")  # the clauses are ours; a user's words are parameters, never in the text
         return "".join(p + (f"$f{k}" if k < len(params) else "") for k, p in enumerate(parts)), \
             {f"f{k}": v for k, v in enumerate(params)}
+
+
+def housekeeping(tags=(), archived: bool | None = False) -> tuple[list[str], list]:
+    """The predicates (and their parameters) for runs having every one of ``tags``, and for archived runs:
+    hidden (False), only them (True) or both (None). ``RunFilter`` and ``Store.runs`` share them."""
+    clauses, params = [], []
+    if tags:
+        clauses.append("list_has_all(coalesce(tags, []), ?)")
+        params.append([str(t) for t in tags])
+    if archived is not None:
+        clauses.append("archived_at IS NOT NULL" if archived else "archived_at IS NULL")
+    return clauses, params
 
 
 def _select(columns) -> str:

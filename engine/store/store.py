@@ -23,6 +23,7 @@ from uuid import uuid4
 from ..errors import ParamError, StoreError
 from . import query_process, sandbox, schema
 from .locking import opened
+from .queries import housekeeping
 from .schema import EPOCH_COLUMNS, JSON_COLUMNS, RESULT_COLUMNS, STATUSES, utcnow
 
 DEFAULT_PATH = "toptune.duckdb"
@@ -355,13 +356,9 @@ class Store:
         unknown = (set(equals) | ({linked_by} if linked_by else set())) - columns
         if unknown:
             raise StoreError(f"unknown runs column(s): {', '.join(sorted(unknown))}")
-        where = [f"{c} = ?" for c in equals] + ([f"{linked_by} IS NOT NULL"] if linked_by else [])
-        values = list(equals.values())
-        if tags:
-            where.append("list_has_all(coalesce(tags, []), ?)")
-            values.append([str(t) for t in tags])
-        if archived is not None:
-            where.append("archived_at IS NOT NULL" if archived else "archived_at IS NULL")
+        kept, kept_values = housekeeping(tags, archived)
+        where = [f"{c} = ?" for c in equals] + ([f"{linked_by} IS NOT NULL"] if linked_by else []) + kept
+        values = list(equals.values()) + kept_values
         return (" WHERE " + " AND ".join(where) if where else ""), values
 
     @contextmanager

@@ -79,9 +79,14 @@ class Comparison:
                                                                                                  sizes))
 
     @property
+    def seed_count(self) -> int:
+        """How many seeds ran: as recorded, else the larger side's run count (comparisons from before it was)."""
+        return self.seeds if self.seeds is not None else max(self.top.n_runs, self.fine.n_runs)
+
+    @property
     def settings_text(self) -> str:
         """What the verdict holds for, besides the image size: '3 epochs, 1 seed, cpu preset'."""
-        seeds = self.seeds if self.seeds is not None else max(self.top.n_runs, self.fine.n_runs)
+        seeds = self.seed_count
         parts = [f"{self.epochs} epoch{'' if self.epochs == 1 else 's'}" if self.epochs is not None else None,
                  f"{seeds} seed{'' if seeds == 1 else 's'}",
                  f"{self.preset} preset" if self.preset else None]
