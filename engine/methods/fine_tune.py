@@ -214,11 +214,16 @@ class PrecisionRace:
 
     ORDER = (0, 0, 1, 1, 0, 1)  # which candidate runs each raced step
     WARM = (0, 2)  # steps that warm a candidate up (untimed)
+    # With a ``key`` (the network and batch shape), the first race in a process decides for the later ones: every
+    # run still steps through ORDER alike, then takes the same winner, so a seed repeats its result within a
+    # process instead of following the timing noise of each race.
+    decided: dict = {}
 
-    def __init__(self, plan: Compute):
+    def __init__(self, plan: Compute, key: tuple = ()):
         self.candidates = [plan, replace(plan, precision="fp32")]
         self.times: list[list[float]] = [[], []]
         self.step, self.winner = 0, None
+        self.key = (plan.device, plan.channels_last, *key) if key else None
 
     @classmethod
     def applies(cls, plan: Compute, total_steps: int) -> bool:
@@ -240,8 +245,9 @@ class PrecisionRace:
         if self.step == len(self.ORDER):
             bf16, fp32 = (min(t) for t in self.times)
             plan = self.candidates[0]
-            self.winner = plan if bf16 < fp32 else self.candidates[1].fell_back(
+            faster = plan if bf16 < fp32 else self.candidates[1].fell_back(
                 plan, [f"bf16 training steps were slower here ({bf16:.3f} s against float32's {fp32:.3f} s a batch)"])
+            self.winner = self.decided.setdefault(self.key, faster) if self.key else faster
 
 
 class _Trainer:
@@ -256,7 +262,8 @@ class _Trainer:
         self.loss_fn = torch.nn.CrossEntropyLoss(label_smoothing=run["label_smoothing"])
         self.scaler = compute.scaler()
         self.stepped = False
-        self.race = PrecisionRace(compute) if PrecisionRace.applies(compute, total) else None
+        shape = (type(model).__name__, sum(p.numel() for p in model.parameters()), run["batch_size"], run["image_size"])
+        self.race = PrecisionRace(compute, shape) if PrecisionRace.applies(compute, total) else None
         self.unreadable: dict[int, str] = {}  # index in the train split -> why it could not be read
 
     def _step(self, x, y, index: int):

@@ -78,6 +78,22 @@ def test_a_network_that_cannot_train_in_bf16_falls_back_with_a_note(tmp_path):
     assert np.isfinite(result.epochs[0]["train_loss"])
 
 
+def _race(bf16_seconds: float, fp32_seconds: float, key: tuple = ()) -> PrecisionRace:
+    race = PrecisionRace(Compute("cpu", "bf16", True), key)
+    while race.winner is None:
+        compute = race.next()
+        race.record(compute, time.perf_counter() - (bf16_seconds if compute.precision == "bf16" else fp32_seconds))
+    return race
+
+
+def test_a_network_races_once_a_process_so_a_seed_repeats_its_result():
+    key = ("RaceNet", 1234, 16, 64)
+    first = _race(0.2, 0.3, key)  # bf16 faster
+    second = _race(0.5, 0.3, key)  # timing noise says otherwise: the first decision holds
+    assert first.winner.precision == second.winner.precision == "bf16"
+    assert _race(0.5, 0.3, ("OtherNet", 1, 16, 64)).winner.precision == "fp32"  # another network races anew
+
+
 def test_float32_when_asked():
     _, result = run(RunSpec("fine-tune", "plain", "digits", None, {**FAST_FT, "precision": "fp32"}))
     assert result.info["precision"] == "fp32" and result.params["run"]["precision"] == "fp32"
